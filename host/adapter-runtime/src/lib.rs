@@ -1,0 +1,1 @@
+//! The wasmtime host for MTE Relay adapters.

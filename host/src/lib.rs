@@ -1,0 +1,3 @@
+//! MTE Relay host: configuration, server, MTE pipeline, upstream client, pair store.
+
+pub mod config;

@@ -1,0 +1,186 @@
+//! The error registry: every way a relay can refuse a request, with its status code,
+//! the token carried in `x-mte-relay-error`, and what a client must do about it.
+//!
+//! Registry errors travel in the clear (they are produced before, or instead of, an
+//! encrypted response), so a client treats them as advice: the worst an on-path
+//! attacker can achieve by forging one is to make the client re-pair or back off,
+//! which it could achieve by dropping packets anyway.
+
+use core::fmt;
+
+/// Name of the response header that carries a registry token.
+pub const ERROR_HEADER: &str = "x-mte-relay-error";
+
+/// What a client SDK does when it receives a registry error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClientReaction {
+    /// Drop the pair the request used, pair a new one, and (when retry is safe) retry.
+    ReplacePair,
+    /// Fetch a new client id, drop every pair, re-pair, and (when safe) retry.
+    ReIdentify,
+    /// Wait (honouring `Retry-After`) and retry when safe.
+    BackOff,
+    /// Give the error to the caller; retrying will not help.
+    Surface,
+}
+
+macro_rules! registry {
+    ($( $(#[$doc:meta])* $variant:ident = ($status:literal, $token:literal, $reaction:ident, $untouched:literal), )+) => {
+        /// One reason a relay refused or failed a request.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorReason {
+            $( $(#[$doc])* $variant, )+
+        }
+
+        impl ErrorReason {
+            /// Every registered reason, in registry order.
+            pub const ALL: &'static [ErrorReason] = &[ $( ErrorReason::$variant, )+ ];
+
+            /// HTTP status code the relay answers with.
+            pub const fn status(self) -> u16 {
+                match self { $( ErrorReason::$variant => $status, )+ }
+            }
+
+            /// The token carried in [`ERROR_HEADER`] and in the JSON error body.
+            pub const fn token(self) -> &'static str {
+                match self { $( ErrorReason::$variant => $token, )+ }
+            }
+
+            /// The reaction the protocol prescribes to a client.
+            pub const fn reaction(self) -> ClientReaction {
+                match self { $( ErrorReason::$variant => ClientReaction::$reaction, )+ }
+            }
+
+            /// True when the relay guarantees that no byte of the request reached the
+            /// upstream, so any request may be retried. Otherwise only idempotent
+            /// requests with replayable bodies may be.
+            pub const fn upstream_untouched(self) -> bool {
+                match self { $( ErrorReason::$variant => $untouched, )+ }
+            }
+
+            /// Strict inverse of [`ErrorReason::token`].
+            pub fn from_token(token: &str) -> Option<ErrorReason> {
+                match token { $( $token => Some(ErrorReason::$variant), )+ _ => None }
+            }
+        }
+    };
+}
+
+registry! {
+    /// An MTE request without the `x-mte-relay` header.
+    RelayHeaderMissing = (559, "relay-header-missing", Surface, true),
+    /// The `x-mte-relay` or `x-mte-relay-head` header does not parse.
+    RelayHeaderMalformed = (559, "relay-header-malformed", Surface, true),
+    /// The request speaks a protocol major version this relay does not.
+    VersionUnsupported = (559, "version-unsupported", Surface, true),
+    /// The client id does not verify under any accepted secret, or belongs to another domain.
+    ClientIdInvalid = (560, "client-id-invalid", ReIdentify, true),
+    /// The client id verified but is older than the maximum age.
+    ClientIdExpired = (561, "client-id-expired", ReIdentify, true),
+    /// No pair with this id exists for this client (never paired, evicted, or lost in a restart).
+    PairUnknown = (562, "pair-unknown", ReplacePair, true),
+    /// The pair existed but its time to live ran out.
+    PairExpired = (563, "pair-expired", ReplacePair, true),
+    /// The header block or a body chunk failed to authenticate or decode. A body chunk
+    /// can fail after the upstream request started, so this is not retry-safe.
+    DecodeFailed = (564, "decode-failed", ReplacePair, false),
+    /// The sequence number was already used, or is older than the replay window.
+    Replay = (565, "replay", ReplacePair, true),
+    /// The encrypted header block exceeds the announced limit.
+    HeadTooLarge = (566, "head-too-large", Surface, true),
+    /// The body exceeds the configured or mode limit.
+    BodyTooLarge = (566, "body-too-large", Surface, false),
+    /// The pairing document is not valid JSON of the expected shape.
+    PairingMalformed = (567, "pairing-malformed", Surface, true),
+    /// The pairing batch asks for more pairs than the relay allows in one request.
+    PairingLimit = (567, "pairing-limit", Surface, true),
+    /// The relay is at its bound of in-flight requests or pairings; see `Retry-After`.
+    Overloaded = (568, "overloaded", BackOff, true),
+    /// A filter adapter failed and its failure policy is closed.
+    AdapterFailed = (569, "adapter-failed", Surface, false),
+    /// No domain in the configuration matches the `Host` header.
+    DomainUnknown = (404, "domain-unknown", Surface, true),
+    /// The path is neither a local, pass-through nor allowed MTE route.
+    RouteNotFound = (404, "route-not-found", Surface, true),
+    /// The relay could not connect to the upstream.
+    UpstreamUnreachable = (502, "upstream-unreachable", Surface, true),
+    /// The upstream failed after the request was sent (reset, malformed response).
+    UpstreamFailed = (502, "upstream-failed", Surface, false),
+    /// The upstream did not answer within the configured timeout.
+    UpstreamTimeout = (504, "upstream-timeout", Surface, false),
+    /// A fault inside the relay.
+    Internal = (500, "internal", Surface, false),
+}
+
+impl fmt::Display for ErrorReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.token())
+    }
+}
+
+/// The value of an `x-mte-relay-error` header did not name a registered reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unrecognised x-mte-relay-error value")]
+pub struct UnknownErrorToken;
+
+/// Parses an `x-mte-relay-error` header value (raw bytes, as received).
+///
+/// Strict: exactly one registered token, no surrounding whitespace, no parameters.
+pub fn parse_error_header(value: &[u8]) -> Result<ErrorReason, UnknownErrorToken> {
+    let token = core::str::from_utf8(value).map_err(|_| UnknownErrorToken)?;
+    ErrorReason::from_token(token).ok_or(UnknownErrorToken)
+}
+
+/// The JSON body of a registry error response.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    /// The registry token, equal to the header value.
+    pub error: String,
+    /// A human-readable explanation that never contains secrets or plaintext.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// The body for `reason` with an explanation.
+    pub fn new(reason: ErrorReason, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: reason.token().to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for &reason in ErrorReason::ALL {
+            assert!(seen.insert(reason.token()), "duplicate token {}", reason.token());
+            assert_eq!(ErrorReason::from_token(reason.token()), Some(reason));
+            assert_eq!(parse_error_header(reason.token().as_bytes()), Ok(reason));
+        }
+    }
+
+    #[test]
+    fn protocol_failures_use_the_559_to_569_family() {
+        for &reason in ErrorReason::ALL {
+            let status = reason.status();
+            let http_standard = matches!(status, 404 | 500 | 502 | 504);
+            assert!(
+                (559..=569).contains(&status) || http_standard,
+                "{reason} has status {status}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_header_parser_is_strict() {
+        for bad in [&b""[..], b" replay", b"replay ", b"REPLAY", b"replay;x=1", b"\xff"] {
+            assert_eq!(parse_error_header(bad), Err(UnknownErrorToken));
+        }
+    }
+}
