@@ -159,7 +159,11 @@ mod tests {
     fn tokens_are_unique_and_round_trip() {
         let mut seen = std::collections::HashSet::new();
         for &reason in ErrorReason::ALL {
-            assert!(seen.insert(reason.token()), "duplicate token {}", reason.token());
+            assert!(
+                seen.insert(reason.token()),
+                "duplicate token {}",
+                reason.token()
+            );
             assert_eq!(ErrorReason::from_token(reason.token()), Some(reason));
             assert_eq!(parse_error_header(reason.token().as_bytes()), Ok(reason));
         }
@@ -179,7 +183,14 @@ mod tests {
 
     #[test]
     fn error_header_parser_is_strict() {
-        for bad in [&b""[..], b" replay", b"replay ", b"REPLAY", b"replay;x=1", b"\xff"] {
+        for bad in [
+            &b""[..],
+            b" replay",
+            b"replay ",
+            b"REPLAY",
+            b"replay;x=1",
+            b"\xff",
+        ] {
             assert_eq!(parse_error_header(bad), Err(UnknownErrorToken));
         }
     }

@@ -1,0 +1,216 @@
+//! The plaintext of request and response heads, before sealing.
+//!
+//! Layout (all integers big-endian):
+//!
+//! ```text
+//! request head  = u16 path_len, path, fields
+//! response head = fields
+//! fields        = u16 count, count × (u16 name_len, name, u16 value_len, value)
+//! ```
+//!
+//! Names are lowercase RFC 9110 tokens; values contain no CR, LF or NUL. Repeated names
+//! are kept in order, so `set-cookie` survives.
+
+use crate::encoding::Reader;
+
+/// One header field.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HeaderField {
+    /// Lowercase field name.
+    pub name: String,
+    /// Raw field value.
+    pub value: Vec<u8>,
+}
+
+impl HeaderField {
+    /// A field from a name and a value.
+    pub fn new(name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        HeaderField {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// What a request head protects: the path with its query, and the end-to-end headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RequestHead {
+    /// Origin-form target, `/path?query`.
+    pub path: String,
+    /// End-to-end header fields in order.
+    pub headers: Vec<HeaderField>,
+}
+
+/// What a response head protects: the end-to-end headers (the status is authenticated
+/// as associated data and travels as the HTTP status).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ResponseHead {
+    /// End-to-end header fields in order.
+    pub headers: Vec<HeaderField>,
+}
+
+/// Why a head could not be encoded or decoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    /// The path is empty, does not start with `/`, or has bytes outside visible ASCII.
+    #[error("request path is not a valid origin-form target")]
+    InvalidPath,
+    /// A header name is not a lowercase token.
+    #[error("header name is not a lowercase token")]
+    InvalidName,
+    /// A header value contains CR, LF or NUL.
+    #[error("header value contains a forbidden byte")]
+    InvalidValue,
+    /// A field, or the number of fields, exceeds 65535.
+    #[error("head field is longer than 65535 bytes")]
+    TooLong,
+    /// The encoding ended early or has trailing bytes.
+    #[error("head encoding is truncated or has trailing bytes")]
+    Malformed,
+}
+
+impl RequestHead {
+    /// Appends the encoded head to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), HeadError> {
+        if !is_valid_path(self.path.as_bytes()) {
+            return Err(HeadError::InvalidPath);
+        }
+        put_lp16(out, self.path.as_bytes())?;
+        encode_fields(&self.headers, out)
+    }
+
+    /// Decodes a whole encoded head; trailing bytes are an error.
+    pub fn decode(bytes: &[u8]) -> Result<RequestHead, HeadError> {
+        let mut reader = Reader::new(bytes);
+        let path = reader.lp16().ok_or(HeadError::Malformed)?;
+        if !is_valid_path(path) {
+            return Err(HeadError::InvalidPath);
+        }
+        let headers = decode_fields(&mut reader)?;
+        if !reader.is_empty() {
+            return Err(HeadError::Malformed);
+        }
+        Ok(RequestHead {
+            path: String::from_utf8_lossy(path).into_owned(),
+            headers,
+        })
+    }
+}
+
+impl ResponseHead {
+    /// Appends the encoded head to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), HeadError> {
+        encode_fields(&self.headers, out)
+    }
+
+    /// Decodes a whole encoded head; trailing bytes are an error.
+    pub fn decode(bytes: &[u8]) -> Result<ResponseHead, HeadError> {
+        let mut reader = Reader::new(bytes);
+        let headers = decode_fields(&mut reader)?;
+        if !reader.is_empty() {
+            return Err(HeadError::Malformed);
+        }
+        Ok(ResponseHead { headers })
+    }
+}
+
+fn encode_fields(fields: &[HeaderField], out: &mut Vec<u8>) -> Result<(), HeadError> {
+    let count = u16::try_from(fields.len()).map_err(|_| HeadError::TooLong)?;
+    out.extend_from_slice(&count.to_be_bytes());
+    for field in fields {
+        if !is_valid_name(field.name.as_bytes()) {
+            return Err(HeadError::InvalidName);
+        }
+        if !is_valid_value(&field.value) {
+            return Err(HeadError::InvalidValue);
+        }
+        put_lp16(out, field.name.as_bytes())?;
+        put_lp16(out, &field.value)?;
+    }
+    Ok(())
+}
+
+fn decode_fields(reader: &mut Reader<'_>) -> Result<Vec<HeaderField>, HeadError> {
+    let count = reader.u16().ok_or(HeadError::Malformed)?;
+    // Each field needs at least 5 bytes; cap the allocation by what can be present.
+    let mut fields = Vec::with_capacity(usize::from(count).min(1024));
+    for _ in 0..count {
+        let name = reader.lp16().ok_or(HeadError::Malformed)?;
+        let value = reader.lp16().ok_or(HeadError::Malformed)?;
+        if !is_valid_name(name) {
+            return Err(HeadError::InvalidName);
+        }
+        if !is_valid_value(value) {
+            return Err(HeadError::InvalidValue);
+        }
+        fields.push(HeaderField {
+            name: String::from_utf8_lossy(name).into_owned(),
+            value: value.to_vec(),
+        });
+    }
+    Ok(fields)
+}
+
+fn put_lp16(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), HeadError> {
+    let len = u16::try_from(bytes.len()).map_err(|_| HeadError::TooLong)?;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+fn is_valid_path(path: &[u8]) -> bool {
+    path.first() == Some(&b'/') && path.iter().all(|b| (0x21..=0x7e).contains(b))
+}
+
+/// RFC 9110 `token`, restricted to lowercase so that names have one spelling.
+fn is_valid_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(b))
+}
+
+fn is_valid_value(value: &[u8]) -> bool {
+    !value.iter().any(|b| matches!(b, b'\r' | b'\n' | 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_head_round_trips_with_repeated_fields() {
+        let head = RequestHead {
+            path: "/a/b?x=1&y=%20".into(),
+            headers: vec![
+                HeaderField::new("set-cookie", "a=1"),
+                HeaderField::new("set-cookie", "b=2"),
+                HeaderField::new("content-type", "application/json"),
+                HeaderField::new("x-empty", ""),
+            ],
+        };
+        let mut bytes = Vec::new();
+        head.encode_into(&mut bytes).expect("valid head");
+        assert_eq!(RequestHead::decode(&bytes), Ok(head));
+    }
+
+    #[test]
+    fn invalid_heads_are_refused() {
+        let mut out = Vec::new();
+        let bad_path = RequestHead {
+            path: "no-slash".into(),
+            headers: vec![],
+        };
+        assert_eq!(bad_path.encode_into(&mut out), Err(HeadError::InvalidPath));
+        let upper = ResponseHead {
+            headers: vec![HeaderField::new("X-Up", "v")],
+        };
+        assert_eq!(upper.encode_into(&mut out), Err(HeadError::InvalidName));
+        let crlf = ResponseHead {
+            headers: vec![HeaderField::new("x", "a\r\nb: c")],
+        };
+        assert_eq!(crlf.encode_into(&mut out), Err(HeadError::InvalidValue));
+        assert_eq!(ResponseHead::decode(&[0, 1, 0]), Err(HeadError::Malformed));
+        assert_eq!(ResponseHead::decode(&[0, 0, 9]), Err(HeadError::Malformed));
+    }
+}

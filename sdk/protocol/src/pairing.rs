@@ -1,0 +1,325 @@
+//! Pairing: the client offers fresh X-Wing public keys, the relay encapsulates to each,
+//! and both sides derive the pair's keys from the shared secret bound to a transcript.
+//!
+//! ```text
+//! th         = SHA-256(lp(label) || lp(domain) || lp(client id) || lp(pair id)
+//!                      || lp(public key) || lp(ciphertext) || psk flag)
+//! psk key    = HMAC-SHA256(SECRET, "mte-relay/v1 psk")        (only when SECRET is set)
+//! prk        = HKDF-Extract(salt = th, ikm = shared secret || psk key)
+//! mke root   = HKDF-Expand(prk, "mte-relay/v1 mke root", 32)
+//! mte epoch0 = HKDF-Expand(prk, "mte-relay/v1 mte epoch 0", 32)
+//! confirm    = HKDF-Expand(prk, "mte-relay/v1 pairing confirm", 32)
+//! ```
+//!
+//! `confirm` travels to the client, which compares it in constant time: a mismatch
+//! means the two sides hold different `SECRET`s, or someone altered the exchange.
+
+use subtle::ConstantTimeEq;
+use x_wing::{Decapsulate, Decapsulator, Encapsulate, Generate, KeyExport};
+
+use crate::encoding::{b64_decode, b64_decode_array, b64_encode, put_lp};
+use crate::ids::{PairId, is_client_id_syntax};
+use crate::kdf::{
+    self, LABEL_CONFIRM, LABEL_MKE_ROOT, LABEL_MTE_EPOCH0, LABEL_PSK, LABEL_TRANSCRIPT,
+};
+use crate::keys::PairKeys;
+use crate::registry::ErrorReason;
+
+/// Length of an X-Wing public (encapsulation) key.
+pub const PUBLIC_KEY_LEN: usize = x_wing::ENCAPSULATION_KEY_SIZE;
+/// Length of an X-Wing ciphertext.
+pub const CIPHERTEXT_LEN: usize = x_wing::CIPHERTEXT_SIZE;
+/// The route that accepts pairing documents.
+pub const PAIR_ROUTE: &str = "/api/mte-pair";
+
+/// What a pair is bound to besides the key exchange itself.
+#[derive(Clone, Copy, Debug)]
+pub struct PairingScope<'a> {
+    /// The relay's domain as the client addressed it (lowercase, without port).
+    pub domain: &'a str,
+    /// The client id the pair belongs to.
+    pub client_id: &'a str,
+    /// The pre-shared `SECRET` of API Relay mode, when configured.
+    pub psk: Option<&'a [u8]>,
+}
+
+/// `POST /api/mte-pair` request body.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairingRequest {
+    /// The client id every pair of this batch is bound to.
+    pub client_id: String,
+    /// One offer per pair wanted.
+    pub pairs: Vec<PairOffer>,
+}
+
+/// One pair the client wants: its id and a fresh public key.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairOffer {
+    /// base64url of the 16-byte pair id.
+    pub pair_id: String,
+    /// base64url of the 1216-byte X-Wing encapsulation key.
+    pub public_key: String,
+}
+
+/// `POST /api/mte-pair` response body: one answer per offer, in order.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairingResponse {
+    /// Answers in the order of the offers.
+    pub pairs: Vec<PairAnswer>,
+}
+
+/// The relay's answer to one offer.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairAnswer {
+    /// base64url of the pair id, echoing the offer.
+    pub pair_id: String,
+    /// base64url of the 1120-byte X-Wing ciphertext.
+    pub ciphertext: String,
+    /// base64url of the 32-byte key confirmation.
+    pub confirm: String,
+    /// Unix time (seconds) after which the relay forgets the pair.
+    pub expires_at: u64,
+}
+
+/// Why pairing failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PairingError {
+    /// The document is not JSON of the expected shape.
+    #[error("pairing document is malformed: {0}")]
+    Malformed(String),
+    /// The batch is empty.
+    #[error("pairing batch is empty")]
+    Empty,
+    /// The batch has more offers than allowed.
+    #[error("pairing batch has {count} pairs, more than the limit of {max}")]
+    TooManyPairs {
+        /// Offers in the batch.
+        count: usize,
+        /// The relay's limit.
+        max: usize,
+    },
+    /// Two offers share a pair id.
+    #[error("pairing batch repeats a pair id")]
+    DuplicatePairId,
+    /// A pair id is not 22 base64url characters.
+    #[error("pair id is not 16 bytes of base64url")]
+    InvalidPairId,
+    /// The client id is not syntactically valid.
+    #[error("client id is malformed")]
+    InvalidClientId,
+    /// A public key has the wrong length or encoding.
+    #[error("public key is not a {PUBLIC_KEY_LEN}-byte X-Wing key in base64url")]
+    InvalidPublicKey,
+    /// A ciphertext has the wrong length or encoding.
+    #[error("ciphertext is not a {CIPHERTEXT_LEN}-byte X-Wing ciphertext in base64url")]
+    InvalidCiphertext,
+    /// The answer is for another pair.
+    #[error("pairing answer is for another pair id")]
+    PairIdMismatch,
+    /// The key confirmation does not match: different `SECRET`s, or tampering.
+    #[error(
+        "pairing key confirmation failed: the peers' SECRET values differ or the exchange was altered"
+    )]
+    ConfirmationFailed,
+}
+
+impl PairingError {
+    /// The registry reason a relay answers with.
+    pub fn reason(&self) -> ErrorReason {
+        match self {
+            PairingError::TooManyPairs { .. } => ErrorReason::PairingLimit,
+            _ => ErrorReason::PairingMalformed,
+        }
+    }
+}
+
+impl PairingRequest {
+    /// Parses and checks a request body: shape, batch size, pair ids, client id syntax.
+    /// Keys are checked when each offer is accepted.
+    pub fn parse(body: &[u8], max_pairs: usize) -> Result<PairingRequest, PairingError> {
+        let request: PairingRequest = serde_json::from_slice(body)
+            .map_err(|error| PairingError::Malformed(error.to_string()))?;
+        if !is_client_id_syntax(request.client_id.as_bytes()) {
+            return Err(PairingError::InvalidClientId);
+        }
+        if request.pairs.is_empty() {
+            return Err(PairingError::Empty);
+        }
+        if request.pairs.len() > max_pairs {
+            return Err(PairingError::TooManyPairs {
+                count: request.pairs.len(),
+                max: max_pairs,
+            });
+        }
+        let mut ids = std::collections::HashSet::with_capacity(request.pairs.len());
+        for offer in &request.pairs {
+            let id = PairId::parse(offer.pair_id.as_bytes()).ok_or(PairingError::InvalidPairId)?;
+            if !ids.insert(id) {
+                return Err(PairingError::DuplicatePairId);
+            }
+        }
+        Ok(request)
+    }
+}
+
+impl PairingResponse {
+    /// Parses a response body.
+    pub fn parse(body: &[u8]) -> Result<PairingResponse, PairingError> {
+        serde_json::from_slice(body).map_err(|error| PairingError::Malformed(error.to_string()))
+    }
+}
+
+/// The client's half of a pair in progress: the id and the X-Wing decapsulation key.
+pub struct PendingPair {
+    pair_id: PairId,
+    decapsulation_key: x_wing::DecapsulationKey,
+}
+
+impl core::fmt::Debug for PendingPair {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PendingPair")
+            .field("pair_id", &self.pair_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingPair {
+    /// Draws a pair id and a fresh key pair.
+    pub fn generate(rng: &mut impl rand_core::CryptoRng) -> Self {
+        let pair_id = PairId::random(rng);
+        let decapsulation_key = x_wing::DecapsulationKey::generate_from_rng(rng);
+        PendingPair {
+            pair_id,
+            decapsulation_key,
+        }
+    }
+
+    /// The pair id.
+    pub fn pair_id(&self) -> PairId {
+        self.pair_id
+    }
+
+    /// The offer to send to the relay.
+    pub fn offer(&self) -> PairOffer {
+        PairOffer {
+            pair_id: self.pair_id.to_string(),
+            public_key: b64_encode(&self.public_key()),
+        }
+    }
+
+    fn public_key(&self) -> Vec<u8> {
+        self.decapsulation_key
+            .encapsulation_key()
+            .to_bytes()
+            .to_vec()
+    }
+
+    /// Completes the pair from the relay's answer.
+    pub fn complete(
+        self,
+        scope: PairingScope<'_>,
+        answer: &PairAnswer,
+    ) -> Result<PairKeys, PairingError> {
+        let answered_id =
+            PairId::parse(answer.pair_id.as_bytes()).ok_or(PairingError::InvalidPairId)?;
+        if answered_id != self.pair_id {
+            return Err(PairingError::PairIdMismatch);
+        }
+        let ciphertext: [u8; CIPHERTEXT_LEN] = b64_decode_array(answer.ciphertext.as_bytes())
+            .ok_or(PairingError::InvalidCiphertext)?;
+        let confirm: [u8; 32] =
+            b64_decode_array(answer.confirm.as_bytes()).ok_or(PairingError::ConfirmationFailed)?;
+        let shared = self
+            .decapsulation_key
+            .decapsulate(&x_wing::Ciphertext::from(ciphertext));
+        let derived = derive(
+            scope,
+            &self.pair_id,
+            &self.public_key(),
+            &ciphertext,
+            shared.as_slice(),
+        );
+        if !bool::from(derived.confirm.ct_eq(&confirm)) {
+            return Err(PairingError::ConfirmationFailed);
+        }
+        Ok(derived.keys)
+    }
+}
+
+/// The relay's side: encapsulates to one offer. Returns the pair id, the pair's keys
+/// and the answer for the client.
+pub fn accept_offer(
+    scope: PairingScope<'_>,
+    offer: &PairOffer,
+    expires_at: u64,
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<(PairId, PairKeys, PairAnswer), PairingError> {
+    let pair_id = PairId::parse(offer.pair_id.as_bytes()).ok_or(PairingError::InvalidPairId)?;
+    let public_key = b64_decode(offer.public_key.as_bytes())
+        .filter(|key| key.len() == PUBLIC_KEY_LEN)
+        .ok_or(PairingError::InvalidPublicKey)?;
+    let encapsulation_key = x_wing::EncapsulationKey::try_from(public_key.as_slice())
+        .map_err(|_| PairingError::InvalidPublicKey)?;
+    let (ciphertext, shared) = encapsulation_key.encapsulate_with_rng(rng);
+    let derived = derive(
+        scope,
+        &pair_id,
+        &public_key,
+        ciphertext.as_slice(),
+        shared.as_slice(),
+    );
+    let answer = PairAnswer {
+        pair_id: pair_id.to_string(),
+        ciphertext: b64_encode(ciphertext.as_slice()),
+        confirm: b64_encode(&derived.confirm),
+        expires_at,
+    };
+    Ok((pair_id, derived.keys, answer))
+}
+
+/// What pairing derives; exposed for test vectors.
+pub struct PairingDerivation {
+    /// SHA-256 of the transcript.
+    pub transcript_hash: [u8; 32],
+    /// The pair's keys.
+    pub keys: PairKeys,
+    /// The key confirmation value.
+    pub confirm: [u8; 32],
+}
+
+/// Derives the pair keys from an X-Wing shared secret and the transcript.
+pub fn derive(
+    scope: PairingScope<'_>,
+    pair_id: &PairId,
+    public_key: &[u8],
+    ciphertext: &[u8],
+    shared_secret: &[u8],
+) -> PairingDerivation {
+    let mut transcript = Vec::with_capacity(2500);
+    put_lp(&mut transcript, LABEL_TRANSCRIPT);
+    put_lp(&mut transcript, scope.domain.as_bytes());
+    put_lp(&mut transcript, scope.client_id.as_bytes());
+    put_lp(&mut transcript, pair_id.as_bytes());
+    put_lp(&mut transcript, public_key);
+    put_lp(&mut transcript, ciphertext);
+    transcript.push(u8::from(scope.psk.is_some()));
+    let transcript_hash = kdf::sha256(&transcript);
+
+    let psk_key = scope.psk.map(|psk| kdf::hmac(psk, &[LABEL_PSK]));
+    let prk = match &psk_key {
+        Some(psk_key) => kdf::extract(&transcript_hash, &[shared_secret, psk_key]),
+        None => kdf::extract(&transcript_hash, &[shared_secret]),
+    };
+    let mke_root = kdf::expand(prk.expose_secret(), LABEL_MKE_ROOT, b"");
+    let mte_epoch0 = kdf::expand(prk.expose_secret(), LABEL_MTE_EPOCH0, b"");
+    let confirm = *kdf::expand(prk.expose_secret(), LABEL_CONFIRM, b"").expose_secret();
+    PairingDerivation {
+        transcript_hash,
+        keys: PairKeys::from_roots(mke_root, mte_epoch0),
+        confirm,
+    }
+}
