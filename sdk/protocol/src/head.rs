@@ -8,7 +8,8 @@
 //! fields        = u16 count, count × (u16 name_len, name, u16 value_len, value)
 //! ```
 //!
-//! Names are lowercase RFC 9110 tokens; values contain no CR, LF or NUL. Repeated names
+//! Names are lowercase RFC 9110 tokens; values are RFC 9110 field values (no control
+//! characters other than tab). Repeated names
 //! are kept in order, so `set-cookie` survives.
 
 use crate::encoding::Reader;
@@ -58,8 +59,8 @@ pub enum HeadError {
     /// A header name is not a lowercase token.
     #[error("header name is not a lowercase token")]
     InvalidName,
-    /// A header value contains CR, LF or NUL.
-    #[error("header value contains a forbidden byte")]
+    /// A header value contains a control character other than tab.
+    #[error("header value contains a control character")]
     InvalidValue,
     /// A field, or the number of fields, exceeds 65535.
     #[error("head field is longer than 65535 bytes")]
@@ -170,8 +171,12 @@ fn is_valid_name(name: &[u8]) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(b))
 }
 
+/// RFC 9110 `field-value`: visible characters, obs-text, space and tab; no other
+/// control character (so CR, LF and NUL are refused).
 fn is_valid_value(value: &[u8]) -> bool {
-    !value.iter().any(|b| matches!(b, b'\r' | b'\n' | 0))
+    value
+        .iter()
+        .all(|b| *b == b'\t' || (*b >= 0x20 && *b != 0x7f))
 }
 
 #[cfg(test)]
@@ -210,6 +215,14 @@ mod tests {
             headers: vec![HeaderField::new("x", "a\r\nb: c")],
         };
         assert_eq!(crlf.encode_into(&mut out), Err(HeadError::InvalidValue));
+        let bell = ResponseHead {
+            headers: vec![HeaderField::new("x", "a\u{7}")],
+        };
+        assert_eq!(bell.encode_into(&mut out), Err(HeadError::InvalidValue));
+        let tab_and_obs_text = ResponseHead {
+            headers: vec![HeaderField::new("x", "a\tb \u{e9}")],
+        };
+        assert_eq!(tab_and_obs_text.encode_into(&mut out), Ok(()));
         assert_eq!(ResponseHead::decode(&[0, 1, 0]), Err(HeadError::Malformed));
         assert_eq!(ResponseHead::decode(&[0, 0, 9]), Err(HeadError::Malformed));
     }
