@@ -19,6 +19,8 @@ pub mod aead;
 pub mod capabilities;
 pub mod client_id;
 pub mod encoding;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod head;
 pub mod header;
 pub mod ids;
