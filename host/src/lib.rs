@@ -1,3 +1,10 @@
 //! MTE Relay host: configuration, server, MTE pipeline, upstream client, pair store.
 
+pub mod body;
 pub mod config;
+pub mod pipeline;
+pub mod response;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+pub mod upstream;

@@ -1,1 +1,176 @@
-//! Environment -> typed configuration.
+//! Environment -> typed configuration: `DOMAIN_MAP` or the legacy single-domain
+//! variables, the globals, validation with one-line errors, and secret redaction.
+//! `docs/configuration.md` documents every variable.
+
+pub mod domain;
+pub mod domains;
+pub mod env;
+pub mod error;
+pub mod globals;
+pub mod render;
+pub mod routes;
+pub mod secret;
+
+use serde_json::Value;
+
+pub use domain::{ConfiguredHeaders, CorsPolicy, DomainConfig, UpstreamTarget};
+pub use domains::DomainTable;
+pub use env::Env;
+pub use error::ConfigError;
+pub use globals::{BodyLimits, LogFormat, LogLevel, LogSettings, PairSettings, Timeouts};
+pub use routes::{RoutePattern, RouteSet};
+pub use secret::Secret;
+
+use domain::{LegacyNames, MapEntryNames, RawDomain};
+use error::key;
+
+/// The relay's whole configuration, validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind_address: std::net::IpAddr,
+    /// 0 asks the OS for an ephemeral port.
+    pub port: u16,
+    pub log: LogSettings,
+    /// Bound on in-flight MTE requests; past it the relay answers `Overloaded`.
+    pub pool_size: usize,
+    /// The relay secret (API Relay pre-shared key, Redis record key).
+    pub secret: Option<Secret>,
+    pub timeouts: Timeouts,
+    pub limits: BodyLimits,
+    pub pairing: PairSettings,
+    pub domains: DomainTable,
+}
+
+/// A configuration plus the warnings to log once logging is up.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Reads and validates the process environment.
+    pub fn from_process_env() -> Result<Loaded, ConfigError> {
+        Config::from_env(&Env::from_process()?)
+    }
+
+    /// Reads and validates `env`. The first invalid setting is the error.
+    pub fn from_env(env: &Env) -> Result<Loaded, ConfigError> {
+        let mut warnings = Vec::new();
+        let globals = globals::Globals::from_env(env)?;
+        let domains = if let Some(map) = env.get("DOMAIN_MAP") {
+            let shadowed: Vec<&str> = env::LEGACY_VARIABLES
+                .iter()
+                .copied()
+                .filter(|name| env.is_set(name))
+                .collect();
+            if !shadowed.is_empty() {
+                warnings.push(format!(
+                    "DOMAIN_MAP is set, so these variables are ignored: {}",
+                    shadowed.join(", ")
+                ));
+            }
+            domain_map(map)?
+        } else if env.is_set("UPSTREAM") {
+            DomainTable::new(vec![legacy_domain(env)?])?
+        } else {
+            return Err(ConfigError::new(
+                "DOMAIN_MAP",
+                "not set (set DOMAIN_MAP, or UPSTREAM for a single domain)",
+            ));
+        };
+        for domain in domains.iter() {
+            if domain.client_id_secret_generated {
+                warnings.push(format!(
+                    "domain {:?} has no client_id_secret; generated a random one, which \
+                     replicas will not share and a restart will change (clients then re-identify)",
+                    domain.name
+                ));
+            }
+        }
+        Ok(Loaded {
+            config: Config {
+                bind_address: globals.bind_address,
+                port: globals.port,
+                log: globals.log,
+                pool_size: globals.pool_size,
+                secret: globals.secret,
+                timeouts: globals.timeouts,
+                limits: globals.limits,
+                pairing: globals.pairing,
+                domains,
+            },
+            warnings,
+        })
+    }
+}
+
+fn domain_map(raw: &str) -> Result<DomainTable, ConfigError> {
+    let value: Value = serde_json::from_str(raw).map_err(|error| {
+        ConfigError::new(
+            "DOMAIN_MAP",
+            format!("not valid JSON ({error}); expected an object keyed by host"),
+        )
+    })?;
+    let Value::Object(entries) = value else {
+        return Err(ConfigError::new(
+            "DOMAIN_MAP",
+            "expected a JSON object keyed by host",
+        ));
+    };
+    if entries.is_empty() {
+        return Err(ConfigError::new("DOMAIN_MAP", "has no domains"));
+    }
+    let mut domains = Vec::with_capacity(entries.len());
+    for (host, entry) in &entries {
+        let location = key("DOMAIN_MAP", host);
+        let name =
+            domains::normalise_key(host).map_err(|problem| ConfigError::new(&location, problem))?;
+        let raw = RawDomain::from_json(&location, entry)?;
+        domains.push(raw.validate(name, &MapEntryNames(location))?);
+    }
+    DomainTable::new(domains)
+}
+
+fn legacy_domain(env: &Env) -> Result<DomainConfig, ConfigError> {
+    let list = |name: &str| -> Vec<String> {
+        env.get(name)
+            .map(|value| {
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let headers = match env.get("HEADERS") {
+        None => Vec::new(),
+        Some(raw) => {
+            let value: Value = serde_json::from_str(raw).map_err(|_| {
+                ConfigError::new(
+                    "HEADERS",
+                    "not valid JSON; expected an object of header name to value",
+                )
+            })?;
+            domain::header_pairs("HEADERS", &value)?
+        }
+    };
+    let raw = RawDomain {
+        upstream: env.get("UPSTREAM").map(str::to_owned),
+        pass_through_routes: list("PASS_THROUGH_ROUTES"),
+        mte_routes: list("MTE_ROUTES"),
+        client_id_secret: env.get("CLIENT_ID_SECRET").map(str::to_owned),
+        client_id_previous_secrets: list("CLIENT_ID_PREVIOUS_SECRETS"),
+        cors_origins: list("CORS_ORIGINS"),
+        cors_methods: env.get("CORS_METHODS").map(|_| list("CORS_METHODS")),
+        headers,
+        outbound_token: env.get("OUTBOUND_TOKEN").map(str::to_owned),
+        adapters: list("ADAPTERS"),
+    };
+    raw.validate("*".to_owned(), &LegacyNames)
+}
+
+#[cfg(test)]
+mod tests;

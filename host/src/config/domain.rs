@@ -1,0 +1,470 @@
+//! One fronted hostname: its upstream, routes, secrets, CORS policy and adapter chain.
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use serde_json::{Map, Value};
+
+use super::error::{ConfigError, field, index, key};
+use super::routes::{RoutePattern, RouteSet};
+use super::secret::Secret;
+
+/// Minimum length, in characters, of a `client_id_secret` (and of previous secrets).
+pub const MIN_CLIENT_ID_SECRET_CHARS: usize = 32;
+
+/// The fields a `DOMAIN_MAP` entry may have; anything else is a typo and an error.
+pub const DOMAIN_FIELDS: &[&str] = &[
+    "upstream",
+    "pass_through_routes",
+    "mte_routes",
+    "client_id_secret",
+    "client_id_previous_secrets",
+    "cors_origins",
+    "cors_methods",
+    "headers",
+    "outbound_token",
+    "adapters",
+];
+
+/// Methods a preflight allows when `cors_methods` is not set.
+pub const DEFAULT_CORS_METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE"];
+
+/// Where requests for a domain go: scheme and authority, plus an optional base path
+/// that prefixes every forwarded path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamTarget {
+    pub scheme: http::uri::Scheme,
+    pub authority: http::uri::Authority,
+    /// Empty, or a path starting with '/' and not ending with one.
+    pub base_path: String,
+}
+
+impl UpstreamTarget {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        const NOT_A_URL: &str = "not an absolute http(s) URL";
+        let uri: Uri = raw.parse().map_err(|_| NOT_A_URL.to_owned())?;
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return Err(NOT_A_URL.to_owned());
+        };
+        match scheme.as_str() {
+            "http" => {}
+            "https" => {
+                return Err(
+                    "https upstreams are not supported yet; use an http:// URL on a trusted network"
+                        .to_owned(),
+                );
+            }
+            _ => return Err(NOT_A_URL.to_owned()),
+        }
+        if authority.as_str().contains('@') {
+            return Err("credentials in the URL are not allowed; use `headers`".to_owned());
+        }
+        if authority.host().is_empty() {
+            return Err(NOT_A_URL.to_owned());
+        }
+        if uri.query().is_some() || raw.contains('#') {
+            return Err("must not have a query or fragment".to_owned());
+        }
+        Ok(UpstreamTarget {
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+            base_path: uri.path().trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The upstream URI for an incoming path-and-query.
+    pub fn uri_for(&self, path_and_query: &str) -> Result<Uri, http::Error> {
+        let path_and_query = if path_and_query.is_empty() {
+            "/"
+        } else {
+            path_and_query
+        };
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(format!("{}{}", self.base_path, path_and_query))
+            .build()
+    }
+}
+
+impl std::fmt::Display for UpstreamTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
+    }
+}
+
+/// Which browser origins may call a domain.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CorsPolicy {
+    /// Normalised origins (`scheme://host[:port]`, lowercase). Empty: CORS disabled.
+    pub origins: Vec<String>,
+    /// `*` in `cors_origins`: every origin is allowed (and reflected).
+    pub any_origin: bool,
+    /// Methods a preflight allows, besides OPTIONS and HEAD which are always allowed.
+    pub methods: Vec<Method>,
+}
+
+impl CorsPolicy {
+    pub fn is_enabled(&self) -> bool {
+        self.any_origin || !self.origins.is_empty()
+    }
+
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.any_origin
+            || self
+                .origins
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(origin.trim_end_matches('/')))
+    }
+
+    pub fn allows_method(&self, method: &Method) -> bool {
+        *method == Method::OPTIONS || *method == Method::HEAD || self.methods.contains(method)
+    }
+}
+
+/// Headers the operator adds to upstream requests. They often carry credentials, so
+/// `Debug` shows the names only.
+#[derive(Clone, Default)]
+pub struct ConfiguredHeaders(HeaderMap);
+
+impl ConfiguredHeaders {
+    pub fn map(&self) -> &HeaderMap {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ConfiguredHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(
+                self.0
+                    .keys()
+                    .map(|name| (name.as_str(), super::secret::REDACTED)),
+            )
+            .finish()
+    }
+}
+
+/// The validated settings of one `DOMAIN_MAP` entry (or of the legacy variables).
+#[derive(Clone, Debug)]
+pub struct DomainConfig {
+    /// The map key, lowercased: a host, a `host:port`, or `*`.
+    pub name: String,
+    pub upstream: UpstreamTarget,
+    pub pass_through_routes: RouteSet,
+    /// Empty: every path may be an MTE route.
+    pub mte_routes: RouteSet,
+    pub client_id_secret: Secret,
+    /// True when no secret was configured and this one was generated at startup.
+    pub client_id_secret_generated: bool,
+    /// Accepted when verifying client ids during rotation; never used to mint.
+    pub client_id_previous_secrets: Vec<Secret>,
+    pub cors: CorsPolicy,
+    /// Added to (and replacing same-named headers of) every upstream request.
+    pub headers: ConfiguredHeaders,
+    pub outbound_token: Option<Secret>,
+    /// Adapter instance names, in the order the chain runs them on requests.
+    pub adapters: Vec<String>,
+}
+
+/// The fields of a domain before validation; the same shape for both config forms.
+#[derive(Default)]
+pub(crate) struct RawDomain {
+    pub upstream: Option<String>,
+    pub pass_through_routes: Vec<String>,
+    pub mte_routes: Vec<String>,
+    pub client_id_secret: Option<String>,
+    pub client_id_previous_secrets: Vec<String>,
+    pub cors_origins: Vec<String>,
+    pub cors_methods: Option<Vec<String>>,
+    pub headers: Vec<(String, String)>,
+    pub outbound_token: Option<String>,
+    pub adapters: Vec<String>,
+}
+
+/// How to name each field in errors: `DOMAIN_MAP["x"].upstream` or `UPSTREAM`.
+pub(crate) trait FieldNames {
+    fn name(&self, field: &'static str) -> String;
+}
+
+/// Field locations inside one `DOMAIN_MAP` entry.
+pub(crate) struct MapEntryNames(pub String);
+
+impl FieldNames for MapEntryNames {
+    fn name(&self, name: &'static str) -> String {
+        field(&self.0, name)
+    }
+}
+
+/// Field locations for the legacy single-domain variables.
+pub(crate) struct LegacyNames;
+
+impl FieldNames for LegacyNames {
+    fn name(&self, field: &'static str) -> String {
+        field.to_ascii_uppercase()
+    }
+}
+
+impl RawDomain {
+    /// Reads one `DOMAIN_MAP` entry, refusing unknown fields and wrong JSON types.
+    pub(crate) fn from_json(location: &str, value: &Value) -> Result<Self, ConfigError> {
+        let Value::Object(object) = value else {
+            return Err(ConfigError::new(location, "expected a JSON object"));
+        };
+        let mut raw = RawDomain::default();
+        for (name, value) in object {
+            let at = field(location, name);
+            match name.as_str() {
+                "upstream" => raw.upstream = Some(string(&at, value)?),
+                "pass_through_routes" => raw.pass_through_routes = strings(&at, value)?,
+                "mte_routes" => raw.mte_routes = strings(&at, value)?,
+                "client_id_secret" => raw.client_id_secret = optional_string(&at, value)?,
+                "client_id_previous_secrets" => {
+                    raw.client_id_previous_secrets = strings(&at, value)?
+                }
+                "cors_origins" => raw.cors_origins = strings(&at, value)?,
+                "cors_methods" => raw.cors_methods = Some(strings(&at, value)?),
+                "headers" => raw.headers = header_pairs(&at, value)?,
+                "outbound_token" => raw.outbound_token = optional_string(&at, value)?,
+                "adapters" => raw.adapters = strings(&at, value)?,
+                _ => {
+                    return Err(ConfigError::new(
+                        at,
+                        format!(
+                            "unknown field (expected one of: {})",
+                            DOMAIN_FIELDS.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(raw)
+    }
+
+    /// Validates every field. `name` is the lowercased map key (or `*`).
+    pub(crate) fn validate(
+        self,
+        name: String,
+        names: &dyn FieldNames,
+    ) -> Result<DomainConfig, ConfigError> {
+        let upstream_raw = self
+            .upstream
+            .ok_or_else(|| ConfigError::new(names.name("upstream"), "required"))?;
+        let upstream = UpstreamTarget::parse(upstream_raw.trim())
+            .map_err(|problem| ConfigError::new(names.name("upstream"), problem))?;
+
+        let pass_through_routes = routes(
+            &names.name("pass_through_routes"),
+            &self.pass_through_routes,
+        )?;
+        let mte_routes = routes(&names.name("mte_routes"), &self.mte_routes)?;
+
+        let (client_id_secret, client_id_secret_generated) = match self.client_id_secret {
+            Some(value) => (long_secret(&names.name("client_id_secret"), value)?, false),
+            None => {
+                let generated = Secret::generate().map_err(|error| {
+                    ConfigError::new(
+                        names.name("client_id_secret"),
+                        format!("cannot generate a random secret: {error}"),
+                    )
+                })?;
+                (generated, true)
+            }
+        };
+        let previous_at = names.name("client_id_previous_secrets");
+        let client_id_previous_secrets = self
+            .client_id_previous_secrets
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| long_secret(&index(&previous_at, i), value))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let cors = cors_policy(
+            &names.name("cors_origins"),
+            &names.name("cors_methods"),
+            &self.cors_origins,
+            self.cors_methods.as_deref(),
+        )?;
+        let headers = configured_headers(&names.name("headers"), &self.headers)?;
+        let outbound_token = self.outbound_token.map(Secret::new);
+        let adapters_at = names.name("adapters");
+        for (i, adapter) in self.adapters.iter().enumerate() {
+            if adapter.is_empty() || adapter.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ConfigError::new(
+                    index(&adapters_at, i),
+                    "adapter names must be non-empty and without spaces",
+                ));
+            }
+        }
+
+        Ok(DomainConfig {
+            name,
+            upstream,
+            pass_through_routes,
+            mte_routes,
+            client_id_secret,
+            client_id_secret_generated,
+            client_id_previous_secrets,
+            cors,
+            headers,
+            outbound_token,
+            adapters: self.adapters,
+        })
+    }
+}
+
+fn string(at: &str, value: &Value) -> Result<String, ConfigError> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        _ => Err(ConfigError::new(at, "expected a string")),
+    }
+}
+
+/// A string where `null` and `""` both mean "not set".
+fn optional_string(at: &str, value: &Value) -> Result<Option<String>, ConfigError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) if s.is_empty() => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        _ => Err(ConfigError::new(at, "expected a string")),
+    }
+}
+
+fn strings(at: &str, value: &Value) -> Result<Vec<String>, ConfigError> {
+    let Value::Array(items) = value else {
+        return Err(ConfigError::new(at, "expected a list of strings"));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::String(s) => Ok(s.clone()),
+            _ => Err(ConfigError::new(index(at, i), "expected a string")),
+        })
+        .collect()
+}
+
+pub(crate) fn header_pairs(at: &str, value: &Value) -> Result<Vec<(String, String)>, ConfigError> {
+    let Value::Object(object) = value else {
+        return Err(ConfigError::new(
+            at,
+            "expected a JSON object of header name to value",
+        ));
+    };
+    header_pairs_from_map(at, object)
+}
+
+fn header_pairs_from_map(
+    at: &str,
+    object: &Map<String, Value>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    object
+        .iter()
+        .map(|(name, value)| match value {
+            Value::String(s) => Ok((name.clone(), s.clone())),
+            _ => Err(ConfigError::new(key(at, name), "expected a string value")),
+        })
+        .collect()
+}
+
+fn routes(at: &str, raw: &[String]) -> Result<RouteSet, ConfigError> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, pattern)| {
+            RoutePattern::parse(pattern.trim())
+                .map_err(|problem| ConfigError::new(index(at, i), problem))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(RouteSet::new)
+}
+
+fn long_secret(at: &str, value: String) -> Result<Secret, ConfigError> {
+    let secret = Secret::new(value);
+    if secret.char_len() < MIN_CLIENT_ID_SECRET_CHARS {
+        return Err(ConfigError::new(
+            at,
+            format!(
+                "must be at least {MIN_CLIENT_ID_SECRET_CHARS} characters (got {})",
+                secret.char_len()
+            ),
+        ));
+    }
+    Ok(secret)
+}
+
+fn cors_policy(
+    origins_at: &str,
+    methods_at: &str,
+    origins: &[String],
+    methods: Option<&[String]>,
+) -> Result<CorsPolicy, ConfigError> {
+    let mut policy = CorsPolicy::default();
+    for (i, origin) in origins.iter().enumerate() {
+        let origin = origin.trim();
+        if origin == "*" {
+            policy.any_origin = true;
+            continue;
+        }
+        policy.origins.push(
+            normalise_origin(origin)
+                .map_err(|problem| ConfigError::new(index(origins_at, i), problem))?,
+        );
+    }
+    let methods: Vec<String> = match methods {
+        Some(methods) => methods.to_vec(),
+        None => DEFAULT_CORS_METHODS
+            .iter()
+            .map(|m| (*m).to_owned())
+            .collect(),
+    };
+    for (i, method) in methods.iter().enumerate() {
+        let upper = method.trim().to_ascii_uppercase();
+        let parsed = Method::from_bytes(upper.as_bytes())
+            .ok()
+            .filter(|_| !upper.is_empty())
+            .ok_or_else(|| ConfigError::new(index(methods_at, i), "not an HTTP method token"))?;
+        if !policy.methods.contains(&parsed) {
+            policy.methods.push(parsed);
+        }
+    }
+    Ok(policy)
+}
+
+fn normalise_origin(origin: &str) -> Result<String, String> {
+    const PROBLEM: &str = "not an origin like https://app.example.com or *";
+    let uri: Uri = origin.parse().map_err(|_| PROBLEM.to_owned())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let path_ok = matches!(uri.path(), "" | "/") && !origin.ends_with("//");
+    if !scheme_ok || uri.authority().is_none() || !path_ok || uri.query().is_some() {
+        return Err(PROBLEM.to_owned());
+    }
+    Ok(origin.trim_end_matches('/').to_ascii_lowercase())
+}
+
+fn configured_headers(
+    at: &str,
+    pairs: &[(String, String)],
+) -> Result<ConfiguredHeaders, ConfigError> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        let location = key(at, name);
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ConfigError::new(&location, "not a valid header name"))?;
+        if crate::upstream::headers::is_hop_by_hop(&header_name)
+            || header_name == http::header::HOST
+        {
+            return Err(ConfigError::new(
+                &location,
+                "hop-by-hop and Host headers cannot be configured",
+            ));
+        }
+        if crate::upstream::headers::is_relay_header(&header_name) {
+            return Err(ConfigError::new(
+                &location,
+                "the relay's own x-mte-relay headers cannot be configured",
+            ));
+        }
+        let header_value = HeaderValue::from_str(value)
+            .map_err(|_| ConfigError::new(&location, "not a valid header value"))?;
+        headers.insert(header_name, header_value);
+    }
+    Ok(ConfiguredHeaders(headers))
+}

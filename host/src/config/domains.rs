@@ -1,0 +1,147 @@
+//! The domain table and `Host` matching.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::domain::DomainConfig;
+use super::error::{ConfigError, key};
+
+/// The wildcard key: the domain used when no other key matches.
+pub const WILDCARD: &str = "*";
+
+/// Every configured domain, looked up by the request's `Host`.
+#[derive(Clone, Debug)]
+pub struct DomainTable {
+    by_key: HashMap<String, Arc<DomainConfig>>,
+    /// Configuration order, for logs and `check-config`.
+    ordered: Vec<Arc<DomainConfig>>,
+}
+
+impl DomainTable {
+    pub fn new(domains: Vec<DomainConfig>) -> Result<Self, ConfigError> {
+        let mut by_key = HashMap::with_capacity(domains.len());
+        let mut ordered = Vec::with_capacity(domains.len());
+        for domain in domains {
+            let domain = Arc::new(domain);
+            if by_key.insert(domain.name.clone(), domain.clone()).is_some() {
+                return Err(ConfigError::new(
+                    key("DOMAIN_MAP", &domain.name),
+                    "configured twice (keys are case-insensitive)",
+                ));
+            }
+            ordered.push(domain);
+        }
+        Ok(DomainTable { by_key, ordered })
+    }
+
+    /// The domain for a `Host` value (or `:authority`): the exact `host:port` key,
+    /// then the bare host key, then `*`. Case-insensitive; a trailing dot is ignored.
+    pub fn lookup(&self, host: &str) -> Option<&Arc<DomainConfig>> {
+        let host = host.trim().to_ascii_lowercase();
+        let (bare, has_port) = split_port(&host);
+        let bare = bare.trim_end_matches('.');
+        let with_port = if has_port {
+            Some(format!("{bare}{}", &host[host.len() - port_len(&host)..]))
+        } else {
+            None
+        };
+        with_port
+            .as_deref()
+            .and_then(|key| self.by_key.get(key))
+            .or_else(|| self.by_key.get(bare))
+            .or_else(|| self.by_key.get(WILDCARD))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<DomainConfig>> {
+        self.ordered.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ordered.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ordered.is_empty()
+    }
+}
+
+/// Validates a `DOMAIN_MAP` key and returns its lookup form.
+pub(crate) fn normalise_key(raw: &str) -> Result<String, String> {
+    let lower = raw.trim().to_ascii_lowercase();
+    if lower == WILDCARD {
+        return Ok(lower);
+    }
+    let problem = || "not a host name, host:port or \"*\"".to_owned();
+    if lower.is_empty() {
+        return Err(problem());
+    }
+    let authority: http::uri::Authority = lower.parse().map_err(|_| problem())?;
+    if authority.as_str().contains('@') || authority.host().is_empty() || lower.contains('*') {
+        return Err(problem());
+    }
+    let (bare, _) = split_port(&lower);
+    let bare = bare.trim_end_matches('.');
+    Ok(format!(
+        "{bare}{}",
+        &lower[lower.len() - port_len(&lower)..]
+    ))
+}
+
+/// Splits `host[:port]`, understanding bracketed IPv6 literals.
+fn split_port(host: &str) -> (&str, bool) {
+    let len = port_len(host);
+    (&host[..host.len() - len], len > 0)
+}
+
+/// Length of the `:port` suffix (including the colon), 0 when there is none.
+fn port_len(host: &str) -> usize {
+    let Some(colon) = host.rfind(':') else {
+        return 0;
+    };
+    let before = &host[..colon];
+    // An unbracketed IPv6 literal has several colons and no port.
+    let is_port_colon = if host.starts_with('[') {
+        before.ends_with(']')
+    } else {
+        !before.contains(':')
+    };
+    let digits = &host[colon + 1..];
+    if is_port_colon && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        host.len() - colon
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_found_in_names_and_ipv6_literals() {
+        assert_eq!(
+            split_port("api.example.com:8080"),
+            ("api.example.com", true)
+        );
+        assert_eq!(split_port("api.example.com"), ("api.example.com", false));
+        assert_eq!(split_port("[::1]:8080"), ("[::1]", true));
+        assert_eq!(split_port("[::1]"), ("[::1]", false));
+        assert_eq!(split_port("host:"), ("host:", false));
+    }
+
+    #[test]
+    fn keys_are_normalised() {
+        assert_eq!(
+            normalise_key("API.Example.com").as_deref(),
+            Ok("api.example.com")
+        );
+        assert_eq!(
+            normalise_key("api.example.com.:443").as_deref(),
+            Ok("api.example.com:443")
+        );
+        assert_eq!(normalise_key("*").as_deref(), Ok("*"));
+        for bad in ["", "user@host", "*.example.com", "a b", "host/path"] {
+            assert!(normalise_key(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The process-wide settings: listener, logging, load bounds, timeouts, limits, pairing.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::env::Env;
+use super::error::ConfigError;
+use super::secret::Secret;
+
+pub const DEFAULT_PORT: u16 = 8080;
+pub const DEFAULT_POOL_SIZE: usize = 600;
+pub const MAX_POOL_SIZE: usize = 1000;
+pub const MIN_RELAY_SECRET_CHARS: usize = 32;
+
+/// `LOG_LEVEL` values, in the vocabulary operators of the original relay know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warning,
+    Error,
+    /// Only errors: the relay never logs at a level above error.
+    Panic,
+    Off,
+}
+
+impl LogLevel {
+    /// The `tracing` filter level; `None` means off.
+    pub fn as_tracing(self) -> Option<tracing::Level> {
+        match self {
+            LogLevel::Trace => Some(tracing::Level::TRACE),
+            LogLevel::Debug => Some(tracing::Level::DEBUG),
+            LogLevel::Info => Some(tracing::Level::INFO),
+            LogLevel::Warning => Some(tracing::Level::WARN),
+            LogLevel::Error | LogLevel::Panic => Some(tracing::Level::ERROR),
+            LogLevel::Off => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warning => "warning",
+            LogLevel::Error => "error",
+            LogLevel::Panic => "panic",
+            LogLevel::Off => "off",
+        }
+    }
+}
+
+impl FromStr for LogLevel {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        Ok(match raw.trim().to_ascii_lowercase().as_str() {
+            "trace" => LogLevel::Trace,
+            "debug" => LogLevel::Debug,
+            "info" => LogLevel::Info,
+            "warning" | "warn" => LogLevel::Warning,
+            "error" => LogLevel::Error,
+            "panic" => LogLevel::Panic,
+            "off" => LogLevel::Off,
+            _ => {
+                return Err(
+                    "expected one of trace, debug, info, warning, error, panic, off".to_owned(),
+                );
+            }
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Json => "json",
+            LogFormat::Pretty => "pretty",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogSettings {
+    pub level: LogLevel,
+    /// `None`: JSON, or pretty when stdout is a terminal (decided when logging starts).
+    pub format: Option<LogFormat>,
+    /// `DEBUG=true`: log level defaults to debug instead of info.
+    pub debug: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing the TCP connection to the upstream.
+    pub upstream_connect: Duration,
+    /// From sending the request to receiving the upstream's response head.
+    pub upstream_response: Duration,
+    /// How long in-flight requests may run after SIGTERM/SIGINT before the relay exits.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyLimits {
+    /// Largest MTE request or response body, in bytes (plaintext).
+    pub max_body_bytes: u64,
+    /// Largest encrypted header block (`x-mte-relay-head`), in bytes.
+    pub max_head_bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PairSettings {
+    pub pair_ttl: Duration,
+    pub max_pairs_per_client: usize,
+    pub max_pairs_per_batch: usize,
+    pub client_id_max_age: Duration,
+    /// Pairing is the CPU-heavy step; this bounds how many run at once.
+    pub max_concurrent_pairings: usize,
+}
+
+pub(crate) struct Globals {
+    pub bind_address: IpAddr,
+    pub port: u16,
+    pub log: LogSettings,
+    pub pool_size: usize,
+    pub secret: Option<Secret>,
+    pub timeouts: Timeouts,
+    pub limits: BodyLimits,
+    pub pairing: PairSettings,
+}
+
+impl Globals {
+    pub(crate) fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let debug = match env.get("DEBUG") {
+            None => false,
+            Some(raw) => parse_bool(raw).map_err(|problem| ConfigError::new("DEBUG", problem))?,
+        };
+        let level = match env.get("LOG_LEVEL") {
+            Some(raw) => raw
+                .parse()
+                .map_err(|problem: String| ConfigError::new("LOG_LEVEL", problem))?,
+            None if debug => LogLevel::Debug,
+            None => LogLevel::Info,
+        };
+        let format = match env.get("LOG_FORMAT") {
+            None => None,
+            Some(raw) => Some(match raw.trim().to_ascii_lowercase().as_str() {
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                _ => return Err(ConfigError::new("LOG_FORMAT", "expected json or pretty")),
+            }),
+        };
+        let secret = match env.get("SECRET") {
+            None => None,
+            Some(raw) => {
+                let secret = Secret::new(raw);
+                if secret.char_len() < MIN_RELAY_SECRET_CHARS {
+                    return Err(ConfigError::new(
+                        "SECRET",
+                        format!(
+                            "must be at least {MIN_RELAY_SECRET_CHARS} characters (got {})",
+                            secret.char_len()
+                        ),
+                    ));
+                }
+                Some(secret)
+            }
+        };
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Ok(Globals {
+            bind_address: parsed(
+                env,
+                "BIND_ADDRESS",
+                IpAddr::from([0, 0, 0, 0]),
+                "not an IP address",
+            )?,
+            port: parsed(env, "PORT", DEFAULT_PORT, "expected a port number 0-65535")?,
+            log: LogSettings {
+                level,
+                format,
+                debug,
+            },
+            pool_size: ranged(env, "POOL_SIZE", DEFAULT_POOL_SIZE, 1, MAX_POOL_SIZE)?,
+            secret,
+            timeouts: Timeouts {
+                upstream_connect: seconds(env, "UPSTREAM_CONNECT_TIMEOUT_SECS", 5.0)?,
+                upstream_response: seconds(env, "UPSTREAM_RESPONSE_TIMEOUT_SECS", 60.0)?,
+                shutdown_grace: seconds(env, "SHUTDOWN_GRACE_SECS", 30.0)?,
+            },
+            limits: BodyLimits {
+                max_body_bytes: ranged(env, "MAX_BODY_BYTES", 64 * 1024 * 1024, 1, u64::MAX)?,
+                max_head_bytes: ranged(env, "MAX_HEAD_BYTES", 16 * 1024, 256, 1024 * 1024)?,
+            },
+            pairing: PairSettings {
+                pair_ttl: Duration::from_secs(ranged(env, "PAIR_TTL_SECS", 86_400, 1, 31_536_000)?),
+                max_pairs_per_client: ranged(env, "MAX_PAIRS_PER_CLIENT", 64, 1, 100_000)?,
+                max_pairs_per_batch: ranged(env, "MAX_PAIRS_PER_BATCH", 32, 1, 1024)?,
+                client_id_max_age: Duration::from_secs(ranged(
+                    env,
+                    "CLIENT_ID_MAX_AGE_SECS",
+                    30 * 86_400,
+                    1,
+                    10 * 31_536_000,
+                )?),
+                max_concurrent_pairings: ranged(
+                    env,
+                    "MAX_CONCURRENT_PAIRINGS",
+                    2 * cores,
+                    1,
+                    100_000,
+                )?,
+            },
+        })
+    }
+}
+
+fn parsed<T: FromStr>(env: &Env, name: &str, default: T, problem: &str) -> Result<T, ConfigError> {
+    match env.get(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::new(name, problem)),
+    }
+}
+
+fn ranged<T>(env: &Env, name: &str, default: T, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + Copy + std::fmt::Display,
+{
+    let problem = || format!("expected a whole number from {min} to {max}");
+    let value = match env.get(name) {
+        None => return Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse::<T>()
+            .map_err(|_| ConfigError::new(name, problem()))?,
+    };
+    if value < min || value > max {
+        return Err(ConfigError::new(name, problem()));
+    }
+    Ok(value)
+}
+
+/// Seconds, fractions allowed (`0.5`), strictly positive and at most a day.
+fn seconds(env: &Env, name: &str, default: f64) -> Result<Duration, ConfigError> {
+    let raw = match env.get(name) {
+        None => return Ok(Duration::from_secs_f64(default)),
+        Some(raw) => raw,
+    };
+    let problem = "expected a number of seconds greater than 0 and at most 86400";
+    let value: f64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::new(name, problem))?;
+    if !(value > 0.0 && value <= 86_400.0) {
+        return Err(ConfigError::new(name, problem));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+fn parse_bool(raw: &str) -> Result<bool, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    }
+}

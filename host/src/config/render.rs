@@ -1,0 +1,108 @@
+//! Redacted views of the configuration: the startup log and `check-config` output.
+//!
+//! Every secret, and every configured upstream header value (they often carry
+//! credentials), is replaced by [`REDACTED`]. Nothing here calls `Secret::expose`.
+
+use serde_json::{Map, Value, json};
+
+use super::Config;
+use super::domain::DomainConfig;
+use super::secret::REDACTED;
+
+/// The effective configuration as JSON, secrets redacted.
+pub fn redacted_config(config: &Config) -> Value {
+    let domains: Map<String, Value> = config
+        .domains
+        .iter()
+        .map(|domain| (domain.name.clone(), redacted_domain(domain, true)))
+        .collect();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "bind_address": config.bind_address.to_string(),
+        "port": config.port,
+        "log_level": config.log.level.as_str(),
+        "log_format": config.log.format.map_or("auto", |format| format.as_str()),
+        "debug": config.log.debug,
+        "pool_size": config.pool_size,
+        "secret": config.secret.as_ref().map(|_| REDACTED),
+        "upstream_connect_timeout_secs": config.timeouts.upstream_connect.as_secs_f64(),
+        "upstream_response_timeout_secs": config.timeouts.upstream_response.as_secs_f64(),
+        "shutdown_grace_secs": config.timeouts.shutdown_grace.as_secs_f64(),
+        "max_body_bytes": config.limits.max_body_bytes,
+        "max_head_bytes": config.limits.max_head_bytes,
+        "pair_ttl_secs": config.pairing.pair_ttl.as_secs(),
+        "max_pairs_per_client": config.pairing.max_pairs_per_client,
+        "max_pairs_per_batch": config.pairing.max_pairs_per_batch,
+        "client_id_max_age_secs": config.pairing.client_id_max_age.as_secs(),
+        "max_concurrent_pairings": config.pairing.max_concurrent_pairings,
+        "domain_map": domains,
+    })
+}
+
+/// `export DOMAIN_MAP='...'` reproducing the domains, secrets as placeholders.
+/// A generated `client_id_secret` is left out, so the relay generates one again.
+pub fn domain_map_export_line(config: &Config) -> String {
+    let domains: Map<String, Value> = config
+        .domains
+        .iter()
+        .map(|domain| (domain.name.clone(), redacted_domain(domain, false)))
+        .collect();
+    let json = Value::Object(domains).to_string();
+    format!("export DOMAIN_MAP='{}'", json.replace('\'', r"'\''"))
+}
+
+/// One domain in `DOMAIN_MAP` form. `annotate` adds the fact that a secret was generated.
+fn redacted_domain(domain: &DomainConfig, annotate: bool) -> Value {
+    let mut entry = Map::new();
+    entry.insert("upstream".into(), json!(domain.upstream.to_string()));
+    let routes = |set: &super::RouteSet| -> Value {
+        Value::Array(
+            set.patterns()
+                .iter()
+                .map(|p| json!(p.to_string()))
+                .collect(),
+        )
+    };
+    entry.insert(
+        "pass_through_routes".into(),
+        routes(&domain.pass_through_routes),
+    );
+    entry.insert("mte_routes".into(), routes(&domain.mte_routes));
+    if !domain.client_id_secret_generated {
+        entry.insert("client_id_secret".into(), json!(REDACTED));
+    } else if annotate {
+        entry.insert("client_id_secret".into(), json!("<generated at startup>"));
+    }
+    entry.insert(
+        "client_id_previous_secrets".into(),
+        json!(vec![REDACTED; domain.client_id_previous_secrets.len()]),
+    );
+    let mut origins: Vec<String> = domain.cors.origins.clone();
+    if domain.cors.any_origin {
+        origins.insert(0, "*".to_owned());
+    }
+    entry.insert("cors_origins".into(), json!(origins));
+    entry.insert(
+        "cors_methods".into(),
+        json!(
+            domain
+                .cors
+                .methods
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+        ),
+    );
+    let headers: Map<String, Value> = domain
+        .headers
+        .map()
+        .keys()
+        .map(|name| (name.as_str().to_owned(), json!(REDACTED)))
+        .collect();
+    entry.insert("headers".into(), Value::Object(headers));
+    if domain.outbound_token.is_some() {
+        entry.insert("outbound_token".into(), json!(REDACTED));
+    }
+    entry.insert("adapters".into(), json!(domain.adapters));
+    Value::Object(entry)
+}

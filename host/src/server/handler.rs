@@ -1,0 +1,134 @@
+//! One request, from host matching to the access log line.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::{HOST, HeaderValue, ORIGIN};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use mte_relay_protocol::registry::ErrorReason;
+
+use super::route::{self, LocalRoute, RouteClass};
+use super::{cors, local};
+use crate::body::{RelayBody, boxed};
+use crate::pipeline;
+use crate::response::registry_error;
+use crate::state::{AppState, RequestContext};
+use crate::telemetry::access::CountingBody;
+use crate::telemetry::{AccessLogBody, AccessRecord, RequestTimings, request_id};
+use crate::upstream::headers::X_REQUEST_ID;
+use crate::upstream::passthrough;
+
+/// The service function of every connection.
+pub async fn handle(
+    state: Arc<AppState>,
+    remote_addr: SocketAddr,
+    request: Request<Incoming>,
+) -> Result<Response<AccessLogBody>, Infallible> {
+    let timings = Arc::new(RequestTimings::start());
+    let request_id = request_id::accept_or_mint(request.headers());
+    let host = request_host(&request);
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let origin = request.headers().get(ORIGIN).cloned();
+
+    let mut record = AccessRecord {
+        request_id: request_id.clone(),
+        domain: None,
+        route: "unmatched",
+        method: method.clone(),
+        path: Some(path.clone()),
+        status: http::StatusCode::OK,
+        timings: timings.clone(),
+    };
+
+    let Some(domain) = state.config.domains.lookup(&host).cloned() else {
+        let response = registry_error(
+            ErrorReason::DomainUnknown,
+            "no configured domain matches the Host header",
+        );
+        return Ok(finish(response, record, None, &request_id));
+    };
+    let class = route::classify(&domain, &method, &path, request.headers());
+    record.domain = Some(domain.name.clone());
+    record.route = class.label();
+    if class == RouteClass::Mte {
+        record.path = None;
+    }
+
+    let ctx = RequestContext {
+        request_id: request_id.clone(),
+        remote_addr,
+        host,
+        domain: domain.clone(),
+        timings: timings.clone(),
+    };
+    let mut request = request.map(|body| boxed(CountingBody::new(body, timings.clone())));
+    request.extensions_mut().insert(timings.clone());
+
+    let mut permit = None;
+    let mut response = match class {
+        RouteClass::Preflight => cors::preflight(&domain.cors, request.headers()),
+        RouteClass::Local(LocalRoute::Capabilities) => {
+            pipeline::capabilities(&state, &ctx, request).await
+        }
+        RouteClass::Local(LocalRoute::Pair) => pipeline::pair(&state, &ctx, request).await,
+        RouteClass::Local(LocalRoute::Echo) => local::echo(request.uri().query()),
+        RouteClass::Mte => match state.mte_permits.clone().try_acquire_owned() {
+            Ok(acquired) => {
+                permit = Some(acquired);
+                pipeline::handle_mte(&state, &ctx, request).await
+            }
+            Err(_) => registry_error(
+                ErrorReason::Overloaded,
+                "the relay is at its bound of in-flight requests; retry later",
+            ),
+        },
+        RouteClass::PassThrough => passthrough::forward(&state, &ctx, request).await,
+        RouteClass::MethodNotServed => registry_error(
+            ErrorReason::RouteNotFound,
+            format!("{method} is not served on {path}"),
+        ),
+        RouteClass::NotFound => {
+            registry_error(ErrorReason::RouteNotFound, "no route matches this path")
+        }
+        RouteClass::RelayHeaderMissing => registry_error(
+            ErrorReason::RelayHeaderMissing,
+            "this route requires an MTE request (x-mte-relay header missing)",
+        ),
+    };
+    if class != RouteClass::Preflight {
+        cors::apply(&domain.cors, origin.as_ref(), response.headers_mut());
+    }
+    Ok(finish(response, record, permit, &request_id))
+}
+
+fn finish(
+    mut response: Response<RelayBody>,
+    mut record: AccessRecord,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    request_id: &str,
+) -> Response<AccessLogBody> {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    record.status = response.status();
+    response.map(|body| AccessLogBody::new(body, record, permit))
+}
+
+/// `:authority` for HTTP/2 (and absolute-form HTTP/1 targets), else the `Host` header.
+fn request_host<B>(request: &Request<B>) -> String {
+    request
+        .uri()
+        .authority()
+        .map(|authority| authority.as_str().to_owned())
+        .or_else(|| {
+            request
+                .headers()
+                .get(HOST)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,99 @@
+//! The listener: accepts connections (HTTP/1.1 and h2c), serves each on its own task,
+//! and drains them on shutdown.
+
+pub mod cors;
+pub mod handler;
+pub mod local;
+pub mod route;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::state::AppState;
+
+/// How a server run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Every connection finished within the grace period.
+    Cleanly,
+    /// The grace period ran out with connections still open; they were dropped.
+    GraceExpired,
+}
+
+/// A bound listener, not yet serving.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Server {
+    /// Binds `BIND_ADDRESS:PORT`.
+    pub async fn bind(state: Arc<AppState>) -> std::io::Result<Server> {
+        let address = SocketAddr::new(state.config.bind_address, state.config.port);
+        let listener = TcpListener::bind(address).await?;
+        Ok(Server { listener, state })
+    }
+
+    /// The bound address (the real port when `PORT=0`).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and gives in-flight
+    /// requests up to the shutdown grace period to finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Drained {
+        let Server { listener, state } = self;
+        let grace = state.config.timeouts.shutdown_grace;
+        let graceful = GracefulShutdown::new();
+        let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, remote_addr) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(error) => {
+                            // Usually EMFILE: back off instead of spinning on the error.
+                            tracing::warn!(%error, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let state = state.clone();
+                    let service = service_fn(move |request| {
+                        handler::handle(state.clone(), remote_addr, request)
+                    });
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        if let Err(error) = connection.await {
+                            tracing::debug!(%remote_addr, %error, "connection ended with an error");
+                        }
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        tracing::info!(
+            in_flight_connections = graceful.count(),
+            grace_secs = grace.as_secs_f64(),
+            "shutting down: no longer accepting, draining connections"
+        );
+        match tokio::time::timeout(grace, graceful.shutdown()).await {
+            Ok(()) => Drained::Cleanly,
+            Err(_) => Drained::GraceExpired,
+        }
+    }
+}

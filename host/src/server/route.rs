@@ -1,0 +1,100 @@
+//! Route classes: which part of the relay answers a request.
+
+use http::{HeaderMap, Method};
+
+use crate::config::DomainConfig;
+
+pub const CAPABILITIES_PATH: &str = "/api/mte-relay";
+pub const PAIR_PATH: &str = "/api/mte-pair";
+pub const ECHO_PATH: &str = "/api/mte-echo";
+/// The header that marks an MTE request.
+pub const RELAY_HEADER: &str = "x-mte-relay";
+
+/// The relay's endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalRoute {
+    /// `GET`/`HEAD /api/mte-relay`: protocol capabilities and the client id.
+    Capabilities,
+    /// `POST /api/mte-pair`: a pairing batch.
+    Pair,
+    /// `GET`/`HEAD /api/mte-echo` without `x-mte-relay`: a plain JSON echo.
+    Echo,
+}
+
+/// Who answers a request, decided from the method, path and headers only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteClass {
+    /// A CORS preflight the relay answers itself (the domain has a CORS policy).
+    Preflight,
+    Local(LocalRoute),
+    /// A request with `x-mte-relay`: its real path and headers are encrypted.
+    Mte,
+    PassThrough,
+    /// A local path with a method it does not serve.
+    MethodNotServed,
+    /// Not pass-through, and outside `mte_routes` when those are set.
+    NotFound,
+    /// Plain request on a path only MTE may use: the client forgot to encrypt.
+    RelayHeaderMissing,
+}
+
+impl RouteClass {
+    /// The class as it appears in the access log.
+    pub fn label(self) -> &'static str {
+        match self {
+            RouteClass::Preflight => "preflight",
+            RouteClass::Local(LocalRoute::Capabilities) => "capabilities",
+            RouteClass::Local(LocalRoute::Pair) => "pair",
+            RouteClass::Local(LocalRoute::Echo) => "echo",
+            RouteClass::Mte => "mte",
+            RouteClass::PassThrough => "pass-through",
+            RouteClass::MethodNotServed | RouteClass::NotFound | RouteClass::RelayHeaderMissing => {
+                "rejected"
+            }
+        }
+    }
+}
+
+/// Classifies a request for `domain`. Order matters: the pairing endpoints are never
+/// MTE requests; any other request carrying `x-mte-relay` is (its outer path means
+/// nothing); then the plain echo, then pass-through routes.
+pub fn classify(
+    domain: &DomainConfig,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> RouteClass {
+    if is_preflight(method, headers) && domain.cors.is_enabled() {
+        return RouteClass::Preflight;
+    }
+    let read = *method == Method::GET || *method == Method::HEAD;
+    match path {
+        CAPABILITIES_PATH if read => return RouteClass::Local(LocalRoute::Capabilities),
+        PAIR_PATH if *method == Method::POST => return RouteClass::Local(LocalRoute::Pair),
+        CAPABILITIES_PATH | PAIR_PATH => return RouteClass::MethodNotServed,
+        _ => {}
+    }
+    if headers.contains_key(RELAY_HEADER) {
+        return RouteClass::Mte;
+    }
+    if path == ECHO_PATH {
+        return if read {
+            RouteClass::Local(LocalRoute::Echo)
+        } else {
+            RouteClass::MethodNotServed
+        };
+    }
+    if domain.pass_through_routes.matches(path) {
+        return RouteClass::PassThrough;
+    }
+    if !domain.mte_routes.is_empty() && !domain.mte_routes.matches(path) {
+        return RouteClass::NotFound;
+    }
+    RouteClass::RelayHeaderMissing
+}
+
+pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
+    *method == Method::OPTIONS
+        && headers.contains_key(http::header::ORIGIN)
+        && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+}

@@ -1,0 +1,50 @@
+//! State shared by every request, and the context of one request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use crate::config::{Config, DomainConfig};
+use crate::telemetry::RequestTimings;
+use crate::upstream::UpstreamClient;
+
+/// Built once at startup; handlers get it as `Arc<AppState>`.
+#[derive(Debug)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    /// The shared upstream connection pool.
+    pub upstream: UpstreamClient,
+    /// `POOL_SIZE` permits: one per in-flight MTE request, held until its response
+    /// body is finished. Taken with `try_acquire` so overload never queues.
+    pub mte_permits: Arc<Semaphore>,
+    /// `MAX_CONCURRENT_PAIRINGS` permits, for the pairing handler.
+    pub pairing_permits: Arc<Semaphore>,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> Self {
+        let upstream = UpstreamClient::new(&config.timeouts);
+        AppState {
+            mte_permits: Arc::new(Semaphore::new(config.pool_size)),
+            pairing_permits: Arc::new(Semaphore::new(config.pairing.max_concurrent_pairings)),
+            upstream,
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// What the server learned about one request before dispatching it.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    /// Correlation id: the client's `x-request-id` when sane, else minted. Sent upstream
+    /// and returned on the response.
+    pub request_id: String,
+    pub remote_addr: SocketAddr,
+    /// The `Host` (or `:authority`) the client sent, for `x-forwarded-host`.
+    pub host: String,
+    /// The domain the host matched.
+    pub domain: Arc<DomainConfig>,
+    /// Filled along the way and written to the access log line.
+    pub timings: Arc<RequestTimings>,
+}

@@ -1,0 +1,153 @@
+//! The access log: one line per request, written when the response body is done.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::timings::RequestTimings;
+use crate::body::{BoxError, RelayBody};
+
+/// What the access line says about a request. `path` is `None` for MTE requests:
+/// their outer path is meaningless and the real one is secret.
+#[derive(Debug)]
+pub struct AccessRecord {
+    pub request_id: String,
+    pub domain: Option<String>,
+    pub route: &'static str,
+    pub method: Method,
+    pub path: Option<String>,
+    pub status: StatusCode,
+    pub timings: Arc<RequestTimings>,
+}
+
+impl AccessRecord {
+    fn emit(&self, completed: bool) {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        tracing::info!(
+            target: "mte_relay::access",
+            request_id = %self.request_id,
+            domain = self.domain.as_deref().unwrap_or("-"),
+            route = self.route,
+            method = %self.method,
+            path = self.path.as_deref().unwrap_or("-"),
+            status = self.status.as_u16(),
+            duration_ms = ms(self.timings.elapsed()),
+            upstream_ms = ms(self.timings.upstream()),
+            decode_ms = ms(self.timings.decode()),
+            encode_ms = ms(self.timings.encode()),
+            bytes_in = self.timings.bytes_in(),
+            bytes_out = self.timings.bytes_out(),
+            completed,
+            "request"
+        );
+    }
+}
+
+/// The response body handed to hyper: counts bytes out, keeps the request's
+/// `POOL_SIZE` permit until the last byte, and writes the access line when dropped.
+pub struct AccessLogBody {
+    inner: RelayBody,
+    record: AccessRecord,
+    finished: bool,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl AccessLogBody {
+    pub fn new(
+        inner: RelayBody,
+        record: AccessRecord,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Self {
+        AccessLogBody {
+            inner,
+            record,
+            finished: false,
+            _permit: permit,
+        }
+    }
+}
+
+impl Body for AccessLogBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.record.timings.add_bytes_out(data.len() as u64);
+                }
+            }
+            Poll::Ready(None) => this.finished = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for AccessLogBody {
+    fn drop(&mut self) {
+        let completed = self.finished || self.inner.is_end_stream();
+        self.record.emit(completed);
+    }
+}
+
+/// The request body handed to handlers: counts bytes in.
+pub struct CountingBody<B> {
+    inner: B,
+    timings: Arc<RequestTimings>,
+}
+
+impl<B> CountingBody<B> {
+    pub fn new(inner: B, timings: Arc<RequestTimings>) -> Self {
+        CountingBody { inner, timings }
+    }
+}
+
+impl<B> Body for CountingBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            this.timings.add_bytes_in(data.len() as u64);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

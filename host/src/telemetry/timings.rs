@@ -1,0 +1,84 @@
+//! Per-request measurements, filled by whichever stage does the work.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Shared (`Arc`) between the server, the upstream client and the pipeline; also
+/// inserted in the request's extensions. Durations accumulate, so a stage that runs
+/// per chunk (decode, encode) adds each chunk's time.
+#[derive(Debug)]
+pub struct RequestTimings {
+    started: Instant,
+    upstream_micros: AtomicU64,
+    decode_micros: AtomicU64,
+    encode_micros: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+impl RequestTimings {
+    pub fn start() -> Self {
+        RequestTimings {
+            started: Instant::now(),
+            upstream_micros: AtomicU64::new(0),
+            decode_micros: AtomicU64::new(0),
+            encode_micros: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Time from sending the upstream request to its response head.
+    pub fn add_upstream(&self, spent: Duration) {
+        add(&self.upstream_micros, spent);
+    }
+
+    /// Time spent decrypting the request (head and body chunks).
+    pub fn add_decode(&self, spent: Duration) {
+        add(&self.decode_micros, spent);
+    }
+
+    /// Time spent encrypting the response (head and body chunks).
+    pub fn add_encode(&self, spent: Duration) {
+        add(&self.encode_micros, spent);
+    }
+
+    /// Request body bytes received from the client (as sent: ciphertext for MTE).
+    pub fn add_bytes_in(&self, bytes: u64) {
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Response body bytes sent to the client.
+    pub fn add_bytes_out(&self, bytes: u64) {
+        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn upstream(&self) -> Duration {
+        Duration::from_micros(self.upstream_micros.load(Ordering::Relaxed))
+    }
+
+    pub fn decode(&self) -> Duration {
+        Duration::from_micros(self.decode_micros.load(Ordering::Relaxed))
+    }
+
+    pub fn encode(&self) -> Duration {
+        Duration::from_micros(self.encode_micros.load(Ordering::Relaxed))
+    }
+
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in.load(Ordering::Relaxed)
+    }
+
+    pub fn bytes_out(&self) -> u64 {
+        self.bytes_out.load(Ordering::Relaxed)
+    }
+}
+
+fn add(counter: &AtomicU64, spent: Duration) {
+    let micros = u64::try_from(spent.as_micros()).unwrap_or(u64::MAX);
+    counter.fetch_add(micros, Ordering::Relaxed);
+}

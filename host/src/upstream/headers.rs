@@ -1,0 +1,250 @@
+//! Header hygiene between the client side and the upstream side (RFC 9110 §7.6).
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Hop-by-hop headers: they describe one connection and are never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Prefix of the relay's own protocol headers, which never cross to the upstream.
+pub const RELAY_HEADER_PREFIX: &str = "x-mte-relay";
+
+pub const X_REQUEST_ID: &str = "x-request-id";
+pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
+pub const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+pub const X_FORWARDED_HOST: &str = "x-forwarded-host";
+
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
+}
+
+pub fn is_relay_header(name: &HeaderName) -> bool {
+    name.as_str().starts_with(RELAY_HEADER_PREFIX)
+}
+
+/// True for an HTTP/1.1 upgrade request (`Connection: upgrade` plus `Upgrade`).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_lists(headers, "upgrade")
+}
+
+fn connection_lists(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| item.trim().eq_ignore_ascii_case(token))
+}
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+/// With `keep_upgrade`, an `Upgrade` header survives with `Connection: upgrade`, which
+/// is how a proxy forwards a protocol switch.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|item| HeaderName::from_bytes(item.trim().as_bytes()).ok())
+        .collect();
+    let upgrade = headers.get(header::UPGRADE).cloned();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+    if keep_upgrade && let Some(upgrade) = upgrade {
+        headers.insert(header::UPGRADE, upgrade);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Removes every `x-mte-relay*` header.
+pub fn strip_relay_headers(headers: &mut HeaderMap) {
+    let relay: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_relay_header(name))
+        .cloned()
+        .collect();
+    for name in relay {
+        headers.remove(name);
+    }
+}
+
+/// The request side of hygiene, applied to every request the relay sends upstream.
+pub struct ForwardedFor<'a> {
+    pub client_ip: IpAddr,
+    /// The host the client asked for.
+    pub host: &'a str,
+    pub request_id: &'a str,
+}
+
+/// Prepares request headers for the upstream: no hop-by-hop or relay headers, no
+/// client `Host` (the client sets the upstream's), `x-forwarded-*` and `x-request-id`
+/// set, then the domain's configured headers on top.
+///
+/// `x-forwarded-for` is appended to, and `x-forwarded-proto`/`-host` are kept when a
+/// front proxy (TLS terminator, load balancer) already set them: the relay normally
+/// runs behind one, and it alone knows the original scheme.
+pub fn prepare_request_headers(
+    headers: &mut HeaderMap,
+    forwarded: &ForwardedFor<'_>,
+    configured: &HeaderMap,
+) {
+    let upgrade = is_upgrade(headers);
+    strip_hop_by_hop(headers, upgrade);
+    strip_relay_headers(headers);
+    headers.remove(header::HOST);
+
+    let client_ip = forwarded.client_ip.to_string();
+    let forwarded_for = match headers
+        .get(X_FORWARDED_FOR)
+        .and_then(|value| value.to_str().ok())
+    {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {client_ip}"),
+        _ => client_ip,
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    if !headers.contains_key(X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    }
+    if !headers.contains_key(X_FORWARDED_HOST)
+        && let Ok(value) = HeaderValue::from_str(forwarded.host)
+        && !forwarded.host.is_empty()
+    {
+        headers.insert(X_FORWARDED_HOST, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(forwarded.request_id) {
+        headers.insert(X_REQUEST_ID, value);
+    }
+    for (name, value) in configured {
+        headers.insert(name.clone(), value.clone());
+    }
+}
+
+/// Prepares upstream response headers for the client. A `101 Switching Protocols`
+/// keeps its `Upgrade`; relay headers are removed so an upstream cannot forge them.
+pub fn prepare_response_headers(headers: &mut HeaderMap, switching_protocols: bool) {
+    strip_hop_by_hop(headers, switching_protocols);
+    strip_relay_headers(headers);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        headers
+    }
+
+    fn forwarded() -> ForwardedFor<'static> {
+        ForwardedFor {
+            client_ip: IpAddr::from([127, 0, 0, 9]),
+            host: "api.example.com",
+            request_id: "req-1",
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_removed() {
+        let mut headers = map(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("te", "trailers"),
+            ("proxy-authorization", "Basic abc"),
+            ("x-mte-relay", "abc"),
+            ("x-mte-relay-head", "abc"),
+            ("host", "api.example.com"),
+            ("accept", "text/plain"),
+        ]);
+        prepare_request_headers(&mut headers, &forwarded(), &HeaderMap::new());
+        for gone in [
+            "connection",
+            "keep-alive",
+            "x-secret-hop",
+            "te",
+            "proxy-authorization",
+            "x-mte-relay",
+            "x-mte-relay-head",
+            "host",
+        ] {
+            assert!(!headers.contains_key(gone), "{gone} survived");
+        }
+        assert_eq!(headers["accept"], "text/plain");
+        assert_eq!(headers[X_FORWARDED_FOR], "127.0.0.9");
+        assert_eq!(headers[X_FORWARDED_PROTO], "http");
+        assert_eq!(headers[X_FORWARDED_HOST], "api.example.com");
+        assert_eq!(headers[X_REQUEST_ID], "req-1");
+    }
+
+    #[test]
+    fn forwarding_headers_extend_those_of_a_front_proxy() {
+        let mut headers = map(&[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "public.example.com"),
+        ]);
+        prepare_request_headers(&mut headers, &forwarded(), &HeaderMap::new());
+        assert_eq!(headers[X_FORWARDED_FOR], "203.0.113.7, 127.0.0.9");
+        assert_eq!(headers[X_FORWARDED_PROTO], "https");
+        assert_eq!(headers[X_FORWARDED_HOST], "public.example.com");
+    }
+
+    #[test]
+    fn configured_headers_replace_client_ones() {
+        let mut headers = map(&[("x-api-key", "from-client")]);
+        let configured = map(&[("x-api-key", "from-config")]);
+        prepare_request_headers(&mut headers, &forwarded(), &configured);
+        assert_eq!(headers.get_all("x-api-key").iter().count(), 1);
+        assert_eq!(headers["x-api-key"], "from-config");
+    }
+
+    #[test]
+    fn upgrades_keep_their_upgrade_header() {
+        let mut headers = map(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "abc"),
+        ]);
+        prepare_request_headers(&mut headers, &forwarded(), &HeaderMap::new());
+        assert_eq!(headers[header::UPGRADE], "websocket");
+        assert_eq!(headers[header::CONNECTION], "upgrade");
+        assert_eq!(headers["sec-websocket-key"], "abc");
+    }
+
+    #[test]
+    fn responses_lose_hop_by_hop_and_forged_relay_headers() {
+        let mut headers = map(&[
+            ("connection", "close"),
+            ("upgrade", "websocket"),
+            ("x-mte-relay-error", "replay"),
+            ("content-type", "text/plain"),
+        ]);
+        prepare_response_headers(&mut headers, false);
+        assert!(!headers.contains_key("upgrade"));
+        assert!(!headers.contains_key("x-mte-relay-error"));
+        assert_eq!(headers["content-type"], "text/plain");
+    }
+}

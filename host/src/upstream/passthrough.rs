@@ -1,0 +1,60 @@
+//! Pass-through routes: a plain streaming reverse proxy, upgrades (WebSocket) included.
+
+use http::{Request, Response, StatusCode};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+use crate::body::{RelayBody, boxed};
+use crate::response::registry_error;
+use crate::state::{AppState, RequestContext};
+
+use super::headers::is_upgrade;
+
+/// Forwards a request to the domain's upstream and streams the response back.
+pub async fn forward(
+    state: &AppState,
+    ctx: &RequestContext,
+    mut request: Request<RelayBody>,
+) -> Response<RelayBody> {
+    let client_side = is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
+    let mut response = match state.upstream.send(ctx, request).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::warn!(
+                request_id = %ctx.request_id,
+                domain = %ctx.domain.name,
+                reason = %error.reason(),
+                retry_safe = error.retry_safe(),
+                error = %error,
+                "upstream request failed"
+            );
+            return registry_error(error.reason(), error.client_message());
+        }
+    };
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client_side) = client_side
+    {
+        let upstream_side = hyper::upgrade::on(&mut response);
+        tokio::spawn(tunnel(client_side, upstream_side, ctx.request_id.clone()));
+    }
+    response.map(boxed)
+}
+
+/// Copies bytes both ways between the upgraded connections until either side closes.
+async fn tunnel(client_side: OnUpgrade, upstream_side: OnUpgrade, request_id: String) {
+    let (client, upstream) = match tokio::try_join!(client_side, upstream_side) {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::debug!(%request_id, %error, "protocol upgrade did not complete");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        Ok((to_upstream, to_client)) => {
+            tracing::debug!(%request_id, to_upstream, to_client, "upgraded connection closed");
+        }
+        Err(error) => tracing::debug!(%request_id, %error, "upgraded connection failed"),
+    }
+}
