@@ -1,0 +1,63 @@
+//! A minimal HTTP/1.1 client with full control of the request (Host header included).
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::upstream::{BoxError, TestBody, full};
+use crate::within;
+
+/// Sends `request` on a new connection to `addr` and returns the response head.
+/// Upgrades are enabled on the connection.
+pub async fn send<B>(addr: SocketAddr, request: Request<B>) -> Response<Incoming>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    within("a response from the relay", async {
+        let stream = TcpStream::connect(addr).await.expect("connect to relay");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("HTTP/1.1 handshake");
+        tokio::spawn(connection.with_upgrades());
+        sender.send_request(request).await.expect("send request")
+    })
+    .await
+}
+
+/// A request builder preset with the `Host` header.
+pub fn request(method: &str, host: &str, path: &str) -> http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::HOST, host)
+}
+
+/// `GET path` with `Host: host` and an empty body.
+pub async fn get(addr: SocketAddr, host: &str, path: &str) -> Response<Incoming> {
+    let request = request("GET", host, path)
+        .body(full(Bytes::new()))
+        .expect("request");
+    send::<TestBody>(addr, request).await
+}
+
+/// Reads a whole (small) response body.
+pub async fn body_bytes(response: Response<Incoming>) -> Bytes {
+    within("a response body", response.into_body().collect())
+        .await
+        .expect("read body")
+        .to_bytes()
+}
+
+/// Reads a whole (small) response body as JSON.
+pub async fn body_json(response: Response<Incoming>) -> serde_json::Value {
+    let bytes = body_bytes(response).await;
+    serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+}

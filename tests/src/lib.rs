@@ -1,0 +1,21 @@
+//! Harness for end-to-end tests of the `mte-relay` binary: start the real binary with an
+//! environment and read its bound address from its logs ([`relay`]), run real upstream
+//! HTTP servers ([`upstream`]), and talk to both over loopback sockets ([`client`]).
+//! Every wait is bounded, so a broken relay fails a test instead of hanging it.
+
+pub mod client;
+pub mod relay;
+pub mod upstream;
+
+use std::time::Duration;
+
+/// Upper bound for any single wait in a test (startup, a response, an exit).
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Awaits `future` for at most [`WAIT`], panicking with `what` when it takes longer.
+pub async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    match tokio::time::timeout(WAIT, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
+    }
+}

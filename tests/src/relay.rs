@@ -1,0 +1,299 @@
+//! Starting the real `mte-relay` binary.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::WAIT;
+
+/// Path of the `mte-relay` binary, built (once per test process) next to this test
+/// executable. Cargo does not build another package's binary for our tests, so the
+/// harness asks cargo for it; when it is fresh that is a no-op.
+pub fn binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            // .../target/<profile>/deps/<test-exe>
+            let exe = std::env::current_exe().expect("test executable path");
+            let profile_dir = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("target/<profile> directory")
+                .to_path_buf();
+            let target_dir = profile_dir
+                .parent()
+                .expect("target directory")
+                .to_path_buf();
+            let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+            let mut build = Command::new(env!("CARGO"));
+            build
+                .args(["build", "--quiet", "-p", "mte-relay", "--bin", "mte-relay"])
+                .arg("--manifest-path")
+                .arg(&manifest)
+                .env("CARGO_TARGET_DIR", &target_dir);
+            if profile_dir
+                .file_name()
+                .is_some_and(|name| name == "release")
+            {
+                build.arg("--release");
+            }
+            let status = build.status().expect("run cargo build for mte-relay");
+            assert!(status.success(), "building mte-relay failed");
+            let binary = profile_dir.join(format!("mte-relay{}", std::env::consts::EXE_SUFFIX));
+            assert!(binary.exists(), "{} missing", binary.display());
+            binary
+        })
+        .clone()
+}
+
+/// Lines a process printed, shared with the threads that read its pipes.
+#[derive(Clone, Default)]
+pub struct Lines {
+    inner: Arc<(Mutex<Vec<String>>, Condvar)>,
+}
+
+impl Lines {
+    fn push(&self, line: String) {
+        let (lines, changed) = &*self.inner;
+        lines.lock().expect("lines lock").push(line);
+        changed.notify_all();
+    }
+
+    pub fn snapshot(&self) -> Vec<String> {
+        self.inner.0.lock().expect("lines lock").clone()
+    }
+
+    /// Waits (at most `timeout`) for a line satisfying `predicate` and returns it.
+    pub fn wait_for(&self, timeout: Duration, predicate: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let (lines, changed) = &*self.inner;
+        let mut guard = lines.lock().expect("lines lock");
+        loop {
+            if let Some(line) = guard.iter().find(|line| predicate(line)) {
+                return Some(line.clone());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            guard = changed.wait_timeout(guard, left).expect("lines lock").0;
+        }
+    }
+
+    fn follow(&self, pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<()> {
+        let lines = self.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                match line {
+                    Ok(line) => lines.push(line),
+                    Err(_) => break,
+                }
+            }
+        })
+    }
+}
+
+/// A running relay, killed when dropped.
+pub struct Relay {
+    child: Child,
+    addr: SocketAddr,
+    stdout: Lines,
+    stderr: Lines,
+}
+
+/// The environment every test relay gets before the test's own variables: loopback,
+/// an ephemeral port, and JSON logs (the harness parses them).
+const BASE_ENV: &[(&str, &str)] = &[
+    ("BIND_ADDRESS", "127.0.0.1"),
+    ("PORT", "0"),
+    ("LOG_FORMAT", "json"),
+    ("LOG_LEVEL", "debug"),
+];
+
+/// Spawns `mte-relay <args>` with exactly `BASE_ENV` plus `env` (the parent's
+/// environment is not inherited, so a developer's DOMAIN_MAP cannot leak in).
+pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Spawned {
+    let mut command = Command::new(binary());
+    command
+        .args(args)
+        .env_clear()
+        .envs(BASE_ENV.iter().copied())
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn mte-relay");
+    let stdout = Lines::default();
+    let stderr = Lines::default();
+    let readers = [
+        stdout.follow(child.stdout.take().expect("stdout pipe")),
+        stderr.follow(child.stderr.take().expect("stderr pipe")),
+    ];
+    Spawned {
+        child,
+        stdout,
+        stderr,
+        readers,
+    }
+}
+
+/// A spawned relay process and the threads collecting its output.
+pub struct Spawned {
+    pub child: Child,
+    pub stdout: Lines,
+    pub stderr: Lines,
+    readers: [std::thread::JoinHandle<()>; 2],
+}
+
+impl Relay {
+    /// Starts `mte-relay serve` and waits until it logs the address it listens on.
+    pub fn start(env: &[(&str, &str)]) -> Relay {
+        let Spawned {
+            mut child,
+            stdout,
+            stderr,
+            ..
+        } = spawn(&["serve"], env);
+        let listening = stdout.wait_for(WAIT, |line| {
+            parse(line).is_some_and(|json| json["message"] == "listening")
+        });
+        let Some(line) = listening else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "relay did not report listening.\nstdout:\n{}\nstderr:\n{}",
+                stdout.snapshot().join("\n"),
+                stderr.snapshot().join("\n")
+            );
+        };
+        let addr = parse(&line)
+            .and_then(|json| json["address"].as_str().map(str::to_owned))
+            .and_then(|address| address.parse().ok())
+            .expect("listening line has an address");
+        Relay {
+            child,
+            addr,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every log line so far (stdout: the relay logs there).
+    pub fn logs(&self) -> Vec<String> {
+        self.stdout.snapshot()
+    }
+
+    /// Log lines parsed as JSON.
+    pub fn json_logs(&self) -> Vec<serde_json::Value> {
+        self.logs().iter().filter_map(|line| parse(line)).collect()
+    }
+
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.snapshot()
+    }
+
+    /// Waits for a JSON log line satisfying `predicate`.
+    pub fn wait_for_log(
+        &self,
+        predicate: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        self.stdout
+            .wait_for(WAIT, |line| {
+                parse(line).is_some_and(|json| predicate(&json))
+            })
+            .and_then(|line| parse(&line))
+    }
+
+    /// The access log line of the request with this `x-request-id`.
+    pub fn access_line(&self, request_id: &str) -> Option<serde_json::Value> {
+        self.wait_for_log(|json| {
+            json["target"] == "mte_relay::access" && json["request_id"] == request_id
+        })
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        signal(self.child.id(), "TERM");
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        wait_bounded(&mut self.child, WAIT).expect("relay did not exit in time")
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The result of running the binary to completion.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `mte-relay <args>` to completion (bounded) with `env` on top of the base env.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Finished {
+    let Spawned {
+        mut child,
+        stdout,
+        stderr,
+        readers,
+    } = spawn(args, env);
+    let status = match wait_bounded(&mut child, WAIT) {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mte-relay {args:?} did not finish");
+        }
+    };
+    // The pipes reach end of file once the process is gone; read them to the end.
+    for reader in readers {
+        let _ = reader.join();
+    }
+    Finished {
+        status,
+        stdout: stdout.snapshot().join("\n"),
+        stderr: stderr.snapshot().join("\n"),
+    }
+}
+
+fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends a signal with the system's `kill` (the workspace forbids `unsafe`, so no libc).
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+pub fn parse(line: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(line).ok()
+}

@@ -1,0 +1,266 @@
+//! Configuration through the real binary: exit code 2 with one line naming the
+//! variable and field; DOMAIN_MAP precedence; check-config redaction; version.
+
+use mte_relay_tests::client::{body_bytes, get};
+use mte_relay_tests::relay::{Relay, run};
+
+use crate::support::named_upstream;
+
+const SECRET: &str = "client-id-secret-0123456789abcdef0123";
+
+/// Each case: the environment, and what the one error line must contain.
+#[test]
+fn each_invalid_setting_exits_2_naming_variable_and_field() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[], "DOMAIN_MAP: not set"),
+        (&[("DOMAIN_MAP", "not json")], "DOMAIN_MAP: not valid JSON"),
+        (
+            &[(
+                "DOMAIN_MAP",
+                r#"{"api.example.com":{"upstream":"localhost:3000"}}"#,
+            )],
+            r#"DOMAIN_MAP["api.example.com"].upstream: not an absolute http(s) URL"#,
+        ),
+        (
+            &[(
+                "DOMAIN_MAP",
+                r#"{"a.example":{"upstream":"http://h","pass_thru_routes":[]}}"#,
+            )],
+            r#"DOMAIN_MAP["a.example"].pass_thru_routes: unknown field"#,
+        ),
+        (
+            &[(
+                "DOMAIN_MAP",
+                r#"{"a.example":{"upstream":"http://h","client_id_secret":"too-short"}}"#,
+            )],
+            r#"DOMAIN_MAP["a.example"].client_id_secret: must be at least 32 characters"#,
+        ),
+        (
+            &[(
+                "DOMAIN_MAP",
+                r#"{"a.example":{"upstream":"http://h","mte_routes":["api/*"]}}"#,
+            )],
+            r#"DOMAIN_MAP["a.example"].mte_routes[0]"#,
+        ),
+        (
+            &[(
+                "DOMAIN_MAP",
+                r#"{"a.example":{"upstream":"http://h","headers":{"x-a":5}}}"#,
+            )],
+            r#"DOMAIN_MAP["a.example"].headers["x-a"]: expected a string value"#,
+        ),
+        (
+            &[(
+                "DOMAIN_MAP",
+                r#"{"a.example":{"upstream":"http://h","cors_origins":["web.example"]}}"#,
+            )],
+            r#"DOMAIN_MAP["a.example"].cors_origins[0]: not an origin"#,
+        ),
+        (
+            &[("UPSTREAM", "not a url")],
+            "UPSTREAM: not an absolute http(s) URL",
+        ),
+        (
+            &[("UPSTREAM", "http://h"), ("PASS_THROUGH_ROUTES", "health")],
+            "PASS_THROUGH_ROUTES[0]",
+        ),
+        (
+            &[("UPSTREAM", "http://h"), ("HEADERS", "{")],
+            "HEADERS: not valid JSON",
+        ),
+        (
+            &[("UPSTREAM", "http://h"), ("PORT", "http")],
+            "PORT: expected a port number",
+        ),
+        (
+            &[("UPSTREAM", "http://h"), ("BIND_ADDRESS", "everywhere")],
+            "BIND_ADDRESS: not an IP address",
+        ),
+        (
+            &[("UPSTREAM", "http://h"), ("LOG_LEVEL", "loud")],
+            "LOG_LEVEL: expected one of",
+        ),
+        (
+            &[("UPSTREAM", "http://h"), ("LOG_FORMAT", "yaml")],
+            "LOG_FORMAT: expected json or pretty",
+        ),
+        (
+            &[("UPSTREAM", "http://h"), ("POOL_SIZE", "5000")],
+            "POOL_SIZE: expected a whole number from 1 to 1000",
+        ),
+        (
+            &[("UPSTREAM", "http://h"), ("SECRET", "short")],
+            "SECRET: must be at least 32 characters",
+        ),
+        (
+            &[("UPSTREAM", "http://h"), ("DEBUG", "sometimes")],
+            "DEBUG: expected true or false",
+        ),
+        (
+            &[
+                ("UPSTREAM", "http://h"),
+                ("UPSTREAM_RESPONSE_TIMEOUT_SECS", "-1"),
+            ],
+            "UPSTREAM_RESPONSE_TIMEOUT_SECS: expected a number of seconds",
+        ),
+        (
+            &[("UPSTREAM", "http://h"), ("MAX_PAIRS_PER_BATCH", "0")],
+            "MAX_PAIRS_PER_BATCH: expected a whole number",
+        ),
+    ];
+    for (env, expected) in cases {
+        for command in ["serve", "check-config"] {
+            let finished = run(&[command], env);
+            assert_eq!(
+                finished.status.code(),
+                Some(2),
+                "{command} {env:?}: {}",
+                finished.stderr
+            );
+            let lines: Vec<&str> = finished.stderr.lines().collect();
+            assert_eq!(lines.len(), 1, "{command} {env:?}: not one line: {lines:?}");
+            assert!(
+                lines[0].contains(expected),
+                "{command} {env:?}\n expected: {expected}\n got: {}",
+                lines[0]
+            );
+            assert!(
+                finished.stdout.is_empty(),
+                "{command} printed: {}",
+                finished.stdout
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn domain_map_wins_over_legacy_variables_and_says_so() {
+    let mapped = named_upstream("from-domain-map").await;
+    let legacy = named_upstream("from-legacy").await;
+    let map =
+        serde_json::json!({ "*": { "upstream": mapped.url(), "pass_through_routes": ["/who"] } })
+            .to_string();
+    let relay = Relay::start(&[
+        ("DOMAIN_MAP", &map),
+        ("UPSTREAM", &legacy.url()),
+        ("PASS_THROUGH_ROUTES", "/who"),
+    ]);
+    let response = get(relay.addr(), "x.example", "/who").await;
+    assert_eq!(body_bytes(response).await, "from-domain-map");
+    let warning = relay
+        .wait_for_log(|line| {
+            line["level"] == "WARN"
+                && line["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("DOMAIN_MAP is set"))
+        })
+        .expect("precedence warning");
+    let message = warning["message"].as_str().expect("message");
+    assert!(
+        message.contains("UPSTREAM") && message.contains("PASS_THROUGH_ROUTES"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn startup_logs_version_and_redacted_configuration() {
+    let relay_secret = "relay-secret-relay-secret-relay-secret-42";
+    let relay = Relay::start(&[
+        ("UPSTREAM", "http://127.0.0.1:9"),
+        ("CLIENT_ID_SECRET", SECRET),
+        ("SECRET", relay_secret),
+        ("OUTBOUND_TOKEN", "outbound-token-value"),
+        (
+            "HEADERS",
+            r#"{"authorization":"Bearer upstream-credential"}"#,
+        ),
+    ]);
+    relay
+        .wait_for_log(|line| line["message"] == "mte-relay starting" && line["version"].is_string())
+        .expect("version line");
+    let effective = relay
+        .wait_for_log(|line| line["message"] == "effective configuration")
+        .expect("configuration line");
+    assert!(
+        effective["config"]
+            .as_str()
+            .is_some_and(|c| c.contains("<redacted>"))
+    );
+    let all = relay.logs().join("\n");
+    for secret in [
+        SECRET,
+        relay_secret,
+        "outbound-token-value",
+        "upstream-credential",
+    ] {
+        assert!(!all.contains(secret), "{secret} in logs");
+    }
+}
+
+#[test]
+fn check_config_prints_redacted_configuration_and_an_export_line() {
+    let map = serde_json::json!({
+        "api.example.com": {
+            "upstream": "http://10.1.2.3:8080",
+            "pass_through_routes": ["/health"],
+            "client_id_secret": SECRET,
+            "client_id_previous_secrets": ["previous-secret-0123456789abcdef0123"],
+            "outbound_token": "outbound-token-value",
+            "headers": { "x-api-key": "upstream-credential" },
+        },
+        "*": { "upstream": "http://10.1.2.4:8080" },
+    })
+    .to_string();
+    let relay_secret = "relay-secret-relay-secret-relay-secret-42";
+    let finished = run(
+        &["check-config"],
+        &[("DOMAIN_MAP", &map), ("SECRET", relay_secret)],
+    );
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.stderr);
+    let output = format!("{}\n{}", finished.stdout, finished.stderr);
+    for secret in [
+        SECRET,
+        "previous-secret-0123456789abcdef0123",
+        "outbound-token-value",
+        "upstream-credential",
+        relay_secret,
+    ] {
+        assert!(!output.contains(secret), "{secret} printed:\n{output}");
+    }
+    assert!(finished.stdout.contains("http://10.1.2.3:8080"));
+    let export = finished
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("export DOMAIN_MAP='"))
+        .expect("export line");
+    let json = export
+        .strip_prefix("export DOMAIN_MAP='")
+        .and_then(|rest| rest.strip_suffix('\''))
+        .expect("quoted");
+    let exported: serde_json::Value = serde_json::from_str(json).expect("export is JSON");
+    assert_eq!(
+        exported["api.example.com"]["client_id_secret"],
+        "<redacted>"
+    );
+    assert_eq!(
+        exported["api.example.com"]["pass_through_routes"][0],
+        "/health"
+    );
+    // The wildcard had no secret: it is generated, and the export leaves it out.
+    assert!(exported["*"].get("client_id_secret").is_none());
+    assert!(
+        finished.stderr.contains("generated a random one"),
+        "{}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let finished = run(&["version"], &[]);
+    assert_eq!(finished.status.code(), Some(0));
+    assert_eq!(
+        finished.stdout.trim(),
+        format!("mte-relay {}", env!("CARGO_PKG_VERSION"))
+    );
+}

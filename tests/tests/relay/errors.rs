@@ -1,0 +1,70 @@
+//! Registry errors the relay itself answers: upstream failures and route refusals.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use mte_relay_tests::client::get;
+use mte_relay_tests::relay::Relay;
+use mte_relay_tests::upstream::{Upstream, closed_port_url, full};
+
+use crate::support::{assert_registry_error, pass_all_map};
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_502_upstream_unreachable() {
+    let closed = closed_port_url().await;
+    let relay = Relay::start(&[("DOMAIN_MAP", &pass_all_map("down.example", &closed))]);
+    let response = get(relay.addr(), "down.example", "/").await;
+    assert_registry_error(response, 502, "upstream-unreachable").await;
+}
+
+#[tokio::test]
+async fn a_slow_upstream_is_504_upstream_timeout() {
+    // Sleeps far beyond the relay's timeout; the task is aborted when the test ends.
+    let upstream = Upstream::start(|_request| async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Response::new(full(Bytes::from_static(b"too late")))
+    })
+    .await;
+    let relay = Relay::start(&[
+        ("DOMAIN_MAP", &pass_all_map("slow.example", &upstream.url())),
+        ("UPSTREAM_RESPONSE_TIMEOUT_SECS", "0.5"),
+    ]);
+    let response = get(relay.addr(), "slow.example", "/").await;
+    assert_registry_error(response, 504, "upstream-timeout").await;
+}
+
+#[tokio::test]
+async fn plain_requests_on_mte_paths_are_told_the_relay_header_is_missing() {
+    let upstream = crate::support::named_upstream("upstream").await;
+    let map = serde_json::json!({
+        "open.example": { "upstream": upstream.url(), "pass_through_routes": ["/health"] },
+        "strict.example": {
+            "upstream": upstream.url(),
+            "pass_through_routes": ["/health"],
+            "mte_routes": ["/api/*"],
+        },
+    })
+    .to_string();
+    let relay = Relay::start(&[("DOMAIN_MAP", &map)]);
+
+    let health = get(relay.addr(), "open.example", "/health").await;
+    assert_eq!(health.status(), 200);
+    for path in ["/api/users", "/health/", "/anything", "/health/../api"] {
+        let response = get(relay.addr(), "open.example", path).await;
+        assert_registry_error(response, 559, "relay-header-missing").await;
+    }
+    let in_mte_routes = get(relay.addr(), "strict.example", "/api/users").await;
+    assert_registry_error(in_mte_routes, 559, "relay-header-missing").await;
+    let outside = get(relay.addr(), "strict.example", "/admin").await;
+    assert_registry_error(outside, 404, "route-not-found").await;
+
+    let wrong_method = mte_relay_tests::client::send(
+        relay.addr(),
+        mte_relay_tests::client::request("DELETE", "open.example", "/api/mte-pair")
+            .body(full(Bytes::new()))
+            .expect("request"),
+    )
+    .await;
+    assert_registry_error(wrong_method, 404, "route-not-found").await;
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests of the relay binary: real sockets, real upstreams, the real binary.
+
+mod config;
+mod cors;
+mod errors;
+mod host_matching;
+mod passthrough;
+mod shutdown;
+mod support;
