@@ -4,6 +4,7 @@ mod config;
 mod cors;
 mod errors;
 mod host_matching;
+mod logs;
 mod passthrough;
 mod shutdown;
 mod support;

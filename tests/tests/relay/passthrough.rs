@@ -314,3 +314,45 @@ async fn plain_echo_answers_json_and_the_request_is_logged() {
     assert_eq!(id.len(), 32, "minted id {id}");
     assert_eq!(body_json(minted).await["message"], "mte-relay echo");
 }
+
+/// The listener speaks HTTP/2 cleartext with prior knowledge, and host matching uses
+/// `:authority` there.
+#[tokio::test]
+async fn h2c_clients_are_served() {
+    let upstream = crate::support::named_upstream("over h2c").await;
+    let relay = Relay::start(&[("DOMAIN_MAP", &pass_all_map("h2.example", &upstream.url()))]);
+
+    let stream = within("connect", tokio::net::TcpStream::connect(relay.addr()))
+        .await
+        .expect("connect");
+    let (mut sender, connection) = within(
+        "the h2c handshake",
+        hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            TokioIo::new(stream),
+        ),
+    )
+    .await
+    .expect("h2c handshake");
+    tokio::spawn(connection);
+    for path in ["/api/mte-echo?msg=h2", "/proxied"] {
+        let request = Request::builder()
+            .uri(format!("http://h2.example{path}"))
+            .body(full(Bytes::new()))
+            .expect("request");
+        let response = within("an h2c response", sender.send_request(request))
+            .await
+            .expect("h2c response");
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        let body = body_bytes(response).await;
+        if path == "/proxied" {
+            assert_eq!(body, "over h2c");
+        } else {
+            assert!(
+                String::from_utf8_lossy(&body).contains("\"h2\""),
+                "{body:?}"
+            );
+        }
+    }
+}
