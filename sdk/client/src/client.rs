@@ -1,0 +1,261 @@
+//! [`RelayClient`]: sending requests, and reacting to what the relay answers.
+
+use std::sync::Arc;
+
+use http::{Method, Request, Response};
+use mte_relay_protocol::capabilities::Capabilities;
+use mte_relay_protocol::head::RequestHead;
+use mte_relay_protocol::header::{Flags, Mode, RelayHeader};
+use mte_relay_protocol::ids::PairId;
+use mte_relay_protocol::message::{RequestContext, SealError};
+use mte_relay_protocol::{ClientReaction, ErrorReason};
+
+use crate::builder::{Config, RelayClientBuilder};
+use crate::error::ClientError;
+use crate::pool::Pair;
+use crate::reaction::{backoff_delay, may_retry, read_registry_error, registry_reason};
+use crate::request::{
+    AttemptSource, EncryptingBody, RequestBody, check_mte_body_len, outer_request, request_head,
+};
+use crate::response::{Body, decrypt_response};
+use crate::session::Session;
+use crate::transport::Transport;
+
+/// A client of one relay. Cheap to clone; clones share the connection pool and the
+/// pairs, and may be used from many tasks at once.
+#[derive(Clone)]
+pub struct RelayClient {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: Arc<Config>,
+    transport: Transport,
+    session: Session,
+}
+
+impl std::fmt::Debug for RelayClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayClient")
+            .field("origin", &self.shared.config.authority)
+            .field("pairs", &self.shared.session.pool().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A failed attempt and the pair it used, which the reaction may concern.
+struct AttemptFailure {
+    error: ClientError,
+    pair: Option<Arc<Pair>>,
+}
+
+impl From<ClientError> for AttemptFailure {
+    fn from(error: ClientError) -> Self {
+        AttemptFailure { error, pair: None }
+    }
+}
+
+/// One request as the caller gave it, ready to be sealed for any pair.
+struct Prepared {
+    method: Method,
+    head: RequestHead,
+    mode: Mode,
+}
+
+impl RelayClient {
+    /// Starts configuring a client of the relay at `base_url`, an origin such as
+    /// `https://api.example.com` (the protocol's domain is its host).
+    pub fn builder(base_url: impl Into<String>) -> RelayClientBuilder {
+        RelayClientBuilder::new(base_url)
+    }
+
+    pub(crate) fn from_config(config: Arc<Config>) -> Result<Self, ClientError> {
+        let transport = Transport::new(&config)?;
+        let session = Session::new(Arc::clone(&config), transport.clone());
+        Ok(RelayClient {
+            shared: Arc::new(Shared {
+                config,
+                transport,
+                session,
+            }),
+        })
+    }
+
+    /// Fetches the capabilities and pairs now, instead of on the first request.
+    pub async fn connect(&self) -> Result<(), ClientError> {
+        self.shared.session.ensure_ready().await
+    }
+
+    /// The client id the relay issued, once connected.
+    pub fn client_id(&self) -> Option<String> {
+        self.shared
+            .session
+            .identity()
+            .map(|identity| identity.client_id.to_string())
+    }
+
+    /// The relay's capabilities document, once connected.
+    pub fn capabilities(&self) -> Option<Capabilities> {
+        self.shared
+            .session
+            .identity()
+            .map(|identity| identity.capabilities.clone())
+    }
+
+    /// Pairs currently in the pool.
+    pub fn pair_count(&self) -> usize {
+        self.shared.session.pool().len()
+    }
+
+    /// The ids of the pairs in the pool, in rotation order (for diagnostics).
+    pub fn pair_ids(&self) -> Vec<PairId> {
+        self.shared.session.pool().ids()
+    }
+
+    /// Sends `request` through the relay and returns the decrypted response, whose body
+    /// decrypts as it streams.
+    ///
+    /// The request's path and query, its end-to-end headers and its body are encrypted;
+    /// its host part is ignored (the relay decides the upstream). A [`Mode`] in the
+    /// request's extensions overrides the client's default mode.
+    ///
+    /// When the relay answers with a registry error the client reacts as the protocol
+    /// prescribes (replaces the pair, gets a new client id and re-pairs, or backs off)
+    /// and sends the request once more if that is safe: the relay guarantees the
+    /// upstream saw nothing, or the method is idempotent and the body replayable. A
+    /// connection that fails before anything was sent is retried the same way. A
+    /// second failure is returned.
+    pub async fn send<B>(&self, request: Request<B>) -> Result<Response<Body>, ClientError>
+    where
+        B: Into<RequestBody>,
+    {
+        let (parts, body) = request.into_parts();
+        let mut body: RequestBody = body.into();
+        let mode = parts
+            .extensions
+            .get::<Mode>()
+            .copied()
+            .unwrap_or(self.shared.config.default_mode);
+        if mode == Mode::Mte {
+            check_mte_body_len(body.known_len())?;
+        }
+        let head = request_head(&parts.uri, &parts.headers)?;
+        // Validate the head once, so that an invalid one burns no sequence number.
+        head.encode_into(&mut Vec::new())
+            .map_err(|error| ClientError::invalid_request(format!("request head: {error}")))?;
+        let prepared = Prepared {
+            method: parts.method,
+            head,
+            mode,
+        };
+        let replayable = body.is_replayable();
+
+        let first_source = body
+            .next_attempt()
+            .ok_or_else(|| ClientError::invalid_request("request body was already consumed"))?;
+        let failure = match self.attempt(&prepared, first_source).await {
+            Ok(response) => return Ok(response),
+            Err(failure) => failure,
+        };
+        let retry = may_retry(&failure.error, &prepared.method, replayable);
+        self.react(&failure, retry).await;
+        if !retry {
+            return Err(failure.error);
+        }
+        let Some(source) = body.next_attempt() else {
+            return Err(failure.error);
+        };
+        match self.attempt(&prepared, source).await {
+            Ok(response) => Ok(response),
+            Err(second) => {
+                // Repair state for later requests, but do not loop on this one.
+                self.react(&second, false).await;
+                Err(second.error)
+            }
+        }
+    }
+
+    /// Applies the protocol's reaction to a failure. Waiting only makes sense before a
+    /// retry, so a back-off happens only when `retrying`.
+    async fn react(&self, failure: &AttemptFailure, retrying: bool) {
+        let Some(reason) = failure.error.reason() else {
+            return;
+        };
+        let session = &self.shared.session;
+        // Re-pairing failures are not returned here: the caller gets the relay's
+        // original error, and a retry (or the next request) meets the pairing error
+        // itself when no pair is left.
+        match (reason.reaction(), &failure.pair) {
+            (ClientReaction::ReplacePair, Some(pair)) => {
+                let _ = session.replace(pair).await;
+            }
+            (ClientReaction::ReIdentify, Some(pair)) => {
+                let _ = session.reidentify(&pair.client_id).await;
+            }
+            (ClientReaction::BackOff, _) if retrying => {
+                if let ClientError::Registry { retry_after, .. } = &failure.error {
+                    let delay = backoff_delay(*retry_after, self.shared.config.max_backoff);
+                    tokio::time::sleep(delay).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// One attempt: reserve a sequence number, seal, send, open the answer.
+    async fn attempt(
+        &self,
+        prepared: &Prepared,
+        source: AttemptSource,
+    ) -> Result<Response<Body>, AttemptFailure> {
+        let shared = &self.shared;
+        let reservation = shared.session.reserve(prepared.mode).await?;
+        let pair = Arc::clone(&reservation.pair);
+        let with_pair = |error: ClientError| AttemptFailure {
+            error,
+            pair: Some(Arc::clone(&pair)),
+        };
+
+        let has_body = !matches!(source, AttemptSource::Empty);
+        let header = RelayHeader {
+            mode: prepared.mode,
+            flags: Flags::with_body(has_body),
+            seq: reservation.seq,
+            pair_id: pair.id,
+            client_id: pair.client_id.to_string(),
+        };
+        let method = prepared.method.as_str();
+        let context =
+            RequestContext::new(reservation.secret, &header, method, &shared.config.domain);
+        let sealed = context
+            .seal_head(&prepared.head)
+            .map_err(|error| with_pair(seal_failure(error)))?;
+        let body = EncryptingBody::new(source, context.body_encoder());
+        let request = outer_request(
+            shared.config.uri("/").map_err(with_pair)?,
+            prepared.method.clone(),
+            &header,
+            sealed,
+            &shared.config.extra_headers,
+            body,
+        )
+        .map_err(with_pair)?;
+
+        let response = shared.transport.send(request).await.map_err(with_pair)?;
+        if let Some(reason) = registry_reason(response.headers()) {
+            return Err(with_pair(read_registry_error(reason, response).await));
+        }
+        decrypt_response(&context, &prepared.method, response).map_err(with_pair)
+    }
+}
+
+fn seal_failure(error: SealError) -> ClientError {
+    match error {
+        SealError::TooLarge => ClientError::invalid_request(format!(
+            "request head is too large to seal (the relay's limit is {} characters; `{}`)",
+            mte_relay_protocol::message::MAX_HEAD_BLOCK_CHARS,
+            ErrorReason::HeadTooLarge
+        )),
+        SealError::Head(error) => ClientError::invalid_request(format!("request head: {error}")),
+    }
+}

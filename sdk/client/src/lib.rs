@@ -1,0 +1,62 @@
+//! Async Rust client of MTE Relay.
+//!
+//! A [`RelayClient`] pairs with a relay (`docs/protocol.md`) and then sends every
+//! request encrypted: path and query, end-to-end headers and body. Bodies stream both
+//! ways, encrypted and decrypted record by record, so memory stays bounded by one
+//! record whatever the payload size.
+//!
+//! The client keeps a pool of pairs used round-robin, reacts to the relay's registry
+//! errors as the protocol prescribes (replace a pair, re-identify and re-pair, back off)
+//! and retries a request once when that cannot repeat a side effect.
+//!
+//! ```no_run
+//! use mte_relay_client::{Mode, RelayClient};
+//!
+//! # async fn example() -> Result<(), mte_relay_client::ClientError> {
+//! let client = RelayClient::builder("https://api.example.com")
+//!     .pairs(4)
+//!     .request_timeout(std::time::Duration::from_secs(30))
+//!     .build()?;
+//!
+//! // Path, headers and body travel encrypted; the relay forwards to its upstream.
+//! let request = http::Request::post("/orders?priority=high")
+//!     .header("content-type", "application/json")
+//!     .body(r#"{"item": 7}"#)
+//!     .expect("valid request");
+//! let response = client.send(request).await?;
+//! println!("{}", response.status());
+//! let body = response.into_body().collect_bytes().await?;
+//! println!("{}", String::from_utf8_lossy(&body));
+//!
+//! // A small sensitive request in MTE mode (padded, ratcheted keys).
+//! let mut request = http::Request::get("/account").body(()).expect("valid request");
+//! request.extensions_mut().insert(Mode::Mte);
+//! let response = client.send(request).await?;
+//! # let _ = response;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Streaming request bodies go through [`RequestBody::streaming`]; they are sent as the
+//! body produces data and are retried only if none of it was read yet.
+
+mod builder;
+mod client;
+mod error;
+mod pool;
+mod reaction;
+mod request;
+mod response;
+mod session;
+mod transport;
+
+pub use builder::{DEFAULT_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_PAIRS, RelayClientBuilder};
+pub use client::RelayClient;
+pub use error::{BoxError, ClientError};
+pub use mte_relay_protocol::capabilities::Capabilities;
+/// The encode mode; insert one into a request's extensions to override the default.
+pub use mte_relay_protocol::header::Mode;
+pub use mte_relay_protocol::ids::PairId;
+pub use mte_relay_protocol::{ClientReaction, ErrorReason};
+pub use request::RequestBody;
+pub use response::Body;

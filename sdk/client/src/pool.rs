@@ -1,0 +1,264 @@
+//! The pool of pairs: round-robin selection, per-pair sequence numbers, removal.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use mte_relay_protocol::header::Mode;
+use mte_relay_protocol::ids::PairId;
+use mte_relay_protocol::keys::{MessageSecret, PairKeys, RatchetError};
+
+/// Why a pair can protect no more requests; the pool replaces it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PairSpent {
+    /// The next sequence number would pass `u64::MAX`.
+    #[error("the pair's sequence numbers are exhausted")]
+    SequenceExhausted,
+    /// The MTE ratchet cannot reach the next sequence number.
+    #[error(transparent)]
+    Ratchet(#[from] RatchetError),
+}
+
+/// One pair: its keys and the sequence numbers handed out so far.
+pub(crate) struct Pair {
+    pub id: PairId,
+    /// The client id this pair is bound to; requests over it must carry this id.
+    pub client_id: Arc<str>,
+    /// Unix time after which the relay forgets the pair.
+    pub expires_at: u64,
+    next_seq: AtomicU64,
+    keys: Mutex<PairKeys>,
+}
+
+impl std::fmt::Debug for Pair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pair")
+            .field("id", &self.id)
+            .field("next_seq", &self.next_seq.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pair {
+    pub fn new(id: PairId, client_id: Arc<str>, keys: PairKeys, expires_at: u64) -> Self {
+        Pair::starting_at(id, client_id, keys, expires_at, 0)
+    }
+
+    fn starting_at(
+        id: PairId,
+        client_id: Arc<str>,
+        keys: PairKeys,
+        expires_at: u64,
+        first_seq: u64,
+    ) -> Self {
+        Pair {
+            id,
+            client_id,
+            expires_at,
+            next_seq: AtomicU64::new(first_seq),
+            keys: Mutex::new(keys),
+        }
+    }
+
+    /// Reserves the next sequence number and derives its message secret. A number is
+    /// never handed out twice, whatever the concurrency.
+    pub fn reserve(&self, mode: Mode) -> Result<(u64, MessageSecret), PairSpent> {
+        match mode {
+            Mode::Mke => {
+                // MKE secrets come straight from the root: numbering needs no lock.
+                let seq = self.take_seq()?;
+                let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+                let (secret, _) = keys.message_secret(Mode::Mke, seq)?;
+                Ok((seq, secret))
+            }
+            Mode::Mte => {
+                // Numbering under the ratchet's lock keeps the ratchet's moves in
+                // sequence order, so it never has to reach back to an erased epoch.
+                let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+                let seq = self.take_seq()?;
+                let (secret, advanced) = keys.message_secret(Mode::Mte, seq)?;
+                if let Some(advanced) = advanced {
+                    keys.ratchet.advance_to(advanced);
+                }
+                Ok((seq, secret))
+            }
+        }
+    }
+
+    fn take_seq(&self) -> Result<u64, PairSpent> {
+        // `checked_add` refuses to wrap, so the counter stops at u64::MAX and that
+        // value itself is never handed out.
+        self.next_seq
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |seq| {
+                seq.checked_add(1)
+            })
+            .map_err(|_| PairSpent::SequenceExhausted)
+    }
+
+    /// True when the pair expires within `margin_secs` of `now`.
+    pub fn expires_within(&self, now: u64, margin_secs: u64) -> bool {
+        self.expires_at <= now.saturating_add(margin_secs)
+    }
+}
+
+/// Pairs in use, chosen round-robin.
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    pairs: RwLock<Vec<Arc<Pair>>>,
+    cursor: AtomicUsize,
+}
+
+impl Pool {
+    /// The next pair in round-robin order, if any.
+    pub fn next(&self) -> Option<Arc<Pair>> {
+        let pairs = self.pairs.read().unwrap_or_else(PoisonError::into_inner);
+        if pairs.is_empty() {
+            return None;
+        }
+        let index = self.cursor.fetch_add(1, Ordering::Relaxed) % pairs.len();
+        Some(Arc::clone(&pairs[index]))
+    }
+
+    /// Removes the pair with `id`; false when it was already gone (another request
+    /// replaced it first).
+    pub fn remove(&self, id: PairId) -> bool {
+        let mut pairs = self.pairs.write().unwrap_or_else(PoisonError::into_inner);
+        let before = pairs.len();
+        pairs.retain(|pair| pair.id != id);
+        pairs.len() != before
+    }
+
+    /// Adds freshly paired pairs.
+    pub fn extend(&self, new_pairs: impl IntoIterator<Item = Pair>) {
+        let mut pairs = self.pairs.write().unwrap_or_else(PoisonError::into_inner);
+        pairs.extend(new_pairs.into_iter().map(Arc::new));
+    }
+
+    /// Drops every pair (a new client id invalidates them all).
+    pub fn clear(&self) {
+        self.pairs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.pairs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ids of the pairs, in pool order.
+    pub fn ids(&self) -> Vec<PairId> {
+        let pairs = self.pairs.read().unwrap_or_else(PoisonError::into_inner);
+        pairs.iter().map(|pair| pair.id).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mte_relay_protocol::keys::EPOCH_LEN;
+    use mte_relay_protocol::secret::Secret32;
+    use std::collections::HashSet;
+
+    fn keys() -> PairKeys {
+        PairKeys::from_roots(Secret32::from_bytes([1; 32]), Secret32::from_bytes([2; 32]))
+    }
+
+    fn pair(tag: u8) -> Pair {
+        Pair::new(PairId([tag; 16]), Arc::from("client"), keys(), 1_000)
+    }
+
+    #[test]
+    fn pairs_are_used_round_robin() {
+        let pool = Pool::default();
+        assert!(pool.next().is_none());
+        pool.extend([pair(1), pair(2), pair(3)]);
+        let picked: Vec<u8> = (0..6).map(|_| pool.next().expect("pair").id.0[0]).collect();
+        assert_eq!(picked, [1, 2, 3, 1, 2, 3]);
+    }
+
+    #[test]
+    fn removal_and_replacement_change_the_rotation() {
+        let pool = Pool::default();
+        pool.extend([pair(1), pair(2)]);
+        assert!(pool.remove(PairId([1; 16])));
+        assert!(!pool.remove(PairId([1; 16])), "second removal is a no-op");
+        pool.extend([pair(3)]);
+        assert_eq!(pool.ids(), [PairId([2; 16]), PairId([3; 16])]);
+        let picked: HashSet<u8> = (0..4).map(|_| pool.next().expect("pair").id.0[0]).collect();
+        assert_eq!(picked, HashSet::from([2, 3]));
+        pool.clear();
+        assert!(pool.is_empty());
+    }
+
+    #[test]
+    fn sequence_numbers_are_unique_under_concurrency() {
+        let pair = Arc::new(pair(1));
+        let threads: Vec<_> = (0..8)
+            .map(|index| {
+                let pair = Arc::clone(&pair);
+                let mode = if index % 2 == 0 { Mode::Mke } else { Mode::Mte };
+                std::thread::spawn(move || {
+                    (0..300)
+                        .map(|_| pair.reserve(mode).expect("reserve").0)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        for thread in threads {
+            for seq in thread.join().expect("thread") {
+                assert!(seen.insert(seq), "sequence {seq} handed out twice");
+            }
+        }
+        assert_eq!(seen.len(), 2400);
+        assert_eq!(seen.iter().max(), Some(&2399));
+    }
+
+    #[test]
+    fn mte_reservations_advance_the_ratchet() {
+        let pair = Pair::starting_at(PairId([1; 16]), Arc::from("c"), keys(), 0, 3 * EPOCH_LEN);
+        let (seq, secret) = pair.reserve(Mode::Mte).expect("reserve");
+        assert_eq!(seq, 3 * EPOCH_LEN);
+        let keys_now = pair.keys.lock().expect("lock").clone();
+        assert_eq!(keys_now.ratchet.epoch(), 3);
+        // The secret is the one the relay derives from the unadvanced state.
+        let (expected, _) = keys().message_secret(Mode::Mte, seq).expect("relay side");
+        assert_eq!(secret, expected);
+    }
+
+    #[test]
+    fn exhausted_counters_and_unreachable_epochs_spend_the_pair() {
+        let last = Pair::starting_at(PairId([1; 16]), Arc::from("c"), keys(), 0, u64::MAX - 1);
+        assert_eq!(
+            last.reserve(Mode::Mke).expect("last number").0,
+            u64::MAX - 1
+        );
+        assert_eq!(last.reserve(Mode::Mke), Err(PairSpent::SequenceExhausted));
+        assert_eq!(last.reserve(Mode::Mte), Err(PairSpent::SequenceExhausted));
+
+        let far = Pair::starting_at(PairId([1; 16]), Arc::from("c"), keys(), 0, u64::MAX / 2);
+        assert_eq!(
+            far.reserve(Mode::Mte),
+            Err(PairSpent::Ratchet(RatchetError::TooFarAhead))
+        );
+        assert!(
+            far.reserve(Mode::Mke).is_ok(),
+            "MKE does not use the ratchet"
+        );
+    }
+
+    #[test]
+    fn expiry_margin() {
+        let pair = pair(1);
+        assert!(!pair.expires_within(900, 60));
+        assert!(pair.expires_within(940, 60));
+        assert!(pair.expires_within(u64::MAX, 60));
+    }
+}

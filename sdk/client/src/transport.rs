@@ -1,0 +1,119 @@
+//! The HTTP connection pool that carries every exchange with the relay.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::builder::Config;
+use crate::error::{BoxError, ClientError};
+use crate::request::RequestBodyError;
+
+/// The body type of every request sent to the relay.
+pub(crate) type OuterBody = UnsyncBoxBody<Bytes, BoxError>;
+
+#[cfg(feature = "rustls")]
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+#[cfg(not(feature = "rustls"))]
+type Connector = HttpConnector;
+
+/// Idle connections are kept this long for reuse.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A shared HTTP/1.1 or HTTP/2 client bound to one relay.
+#[derive(Clone, Debug)]
+pub(crate) struct Transport {
+    client: Client<Connector, OuterBody>,
+    request_timeout: Option<Duration>,
+}
+
+impl Transport {
+    pub fn new(config: &Config) -> Result<Self, ClientError> {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(config.connect_timeout);
+        let connector = wrap_connector(http)?;
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .http2_only(config.http2_prior_knowledge)
+            .build(connector);
+        Ok(Transport {
+            client,
+            request_timeout: config.request_timeout,
+        })
+    }
+
+    /// Sends a request and waits for the response head, within the request timeout.
+    pub async fn send(
+        &self,
+        request: Request<OuterBody>,
+    ) -> Result<Response<Incoming>, ClientError> {
+        let exchange = self.client.request(request);
+        let result = match self.request_timeout {
+            Some(limit) => tokio::time::timeout(limit, exchange)
+                .await
+                .map_err(|elapsed| {
+                    ClientError::transport("no response from the relay in time", false, elapsed)
+                })?,
+            None => exchange.await,
+        };
+        result.map_err(classify_failure)
+    }
+}
+
+#[cfg(feature = "rustls")]
+fn wrap_connector(mut http: HttpConnector) -> Result<Connector, ClientError> {
+    // The TLS layer decides per URI whether to speak TLS.
+    http.enforce_http(false);
+    // An explicit provider: rustls's process-wide default is ambiguous when another
+    // crate in the same program enables a second crypto backend.
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .map_err(|error| ClientError::transport("TLS configuration failed", true, error))?;
+    Ok(builder
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http))
+}
+
+#[cfg(not(feature = "rustls"))]
+fn wrap_connector(http: HttpConnector) -> Result<Connector, ClientError> {
+    Ok(http)
+}
+
+/// Maps a client failure to a transport error, or to the error our own request body
+/// raised when that is what aborted the exchange (a body over the MTE cap, say).
+fn classify_failure(error: hyper_util::client::legacy::Error) -> ClientError {
+    match find_body_failure(&error) {
+        Some(RequestBodyError::TooLarge) => {
+            ClientError::invalid_request(RequestBodyError::TooLarge.to_string())
+        }
+        Some(RequestBodyError::Source(message)) => {
+            ClientError::transport(format!("request body failed: {message}"), false, error)
+        }
+        None => {
+            // A failed connect means no byte of the request left this process.
+            let retry_safe = error.is_connect();
+            ClientError::transport("exchange with the relay failed", retry_safe, error)
+        }
+    }
+}
+
+fn find_body_failure(error: &(dyn std::error::Error + 'static)) -> Option<RequestBodyError> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(layer) = current {
+        if let Some(failure) = layer.downcast_ref::<RequestBodyError>() {
+            return Some(failure.clone());
+        }
+        current = layer.source();
+    }
+    None
+}
