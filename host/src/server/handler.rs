@@ -15,7 +15,7 @@ use crate::body::{RelayBody, boxed};
 use crate::pipeline;
 use crate::response::registry_error;
 use crate::state::{AppState, RequestContext};
-use crate::telemetry::access::CountingBody;
+use crate::telemetry::access::{CountingBody, UnansweredGuard};
 use crate::telemetry::{AccessLogBody, AccessRecord, RequestTimings, request_id};
 use crate::upstream::headers::X_REQUEST_ID;
 use crate::upstream::passthrough;
@@ -67,6 +67,7 @@ pub async fn handle(
     let mut request = request.map(|body| boxed(CountingBody::new(body, timings.clone())));
     request.extensions_mut().insert(timings.clone());
 
+    let unanswered = UnansweredGuard::new(record);
     let mut permit = None;
     let mut response = match class {
         RouteClass::Preflight => cors::preflight(&domain.cors, request.headers()),
@@ -101,7 +102,7 @@ pub async fn handle(
     if class != RouteClass::Preflight {
         cors::apply(&domain.cors, origin.as_ref(), response.headers_mut());
     }
-    Ok(finish(response, record, permit, &request_id))
+    Ok(finish(response, unanswered.answered(), permit, &request_id))
 }
 
 fn finish(

@@ -14,7 +14,7 @@ use crate::body::{BoxError, RelayBody};
 
 /// What the access line says about a request. `path` is `None` for MTE requests:
 /// their outer path is meaningless and the real one is secret.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct AccessRecord {
     pub request_id: String,
     pub domain: Option<String>,
@@ -25,8 +25,16 @@ pub struct AccessRecord {
     pub timings: Arc<RequestTimings>,
 }
 
+/// The status logged for a request the client abandoned before the relay answered
+/// (nginx's "client closed request"); never sent on the wire.
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
 impl AccessRecord {
     fn emit(&self, completed: bool) {
+        self.emit_with_status(self.status.as_u16(), completed);
+    }
+
+    fn emit_with_status(&self, status: u16, completed: bool) {
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
         tracing::info!(
             target: "mte_relay::access",
@@ -35,7 +43,7 @@ impl AccessRecord {
             route = self.route,
             method = %self.method,
             path = self.path.as_deref().unwrap_or("-"),
-            status = self.status.as_u16(),
+            status,
             duration_ms = ms(self.timings.elapsed()),
             upstream_ms = ms(self.timings.upstream()),
             decode_ms = ms(self.timings.decode()),
@@ -45,6 +53,36 @@ impl AccessRecord {
             completed,
             "request"
         );
+    }
+}
+
+/// Logs a request whose handler was dropped before it produced a response (the client
+/// went away), so that every request leaves an access line.
+pub struct UnansweredGuard {
+    record: AccessRecord,
+    armed: bool,
+}
+
+impl UnansweredGuard {
+    pub fn new(record: AccessRecord) -> Self {
+        UnansweredGuard {
+            record,
+            armed: true,
+        }
+    }
+
+    /// The request got a response: the response body logs it from now on.
+    pub fn answered(mut self) -> AccessRecord {
+        self.armed = false;
+        self.record.clone()
+    }
+}
+
+impl Drop for UnansweredGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.record.emit_with_status(CLIENT_CLOSED_REQUEST, false);
+        }
     }
 }
 

@@ -68,3 +68,47 @@ async fn pass_through_lines_record_route_status_and_sizes() {
         assert!(line[field].is_number(), "{field}: {line}");
     }
 }
+
+/// A client that gives up while the upstream is still working leaves an access line
+/// with status 499 and `completed: false`.
+#[tokio::test]
+async fn abandoned_requests_are_logged_as_499() {
+    let (arrived_tx, arrived_rx) = tokio::sync::oneshot::channel::<()>();
+    let arrived_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(arrived_tx)));
+    let upstream = mte_relay_tests::upstream::Upstream::start(move |_request| {
+        let arrived_tx = arrived_tx.clone();
+        async move {
+            if let Some(tx) = arrived_tx.lock().expect("lock").take() {
+                let _ = tx.send(());
+            }
+            // Far beyond the test; the task is aborted when the test ends.
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            http::Response::new(full(Bytes::from_static(b"too late")))
+        }
+    })
+    .await;
+    let map = crate::support::pass_all_map("slow.example", &upstream.url());
+    let relay = Relay::start(&[("DOMAIN_MAP", &map)]);
+
+    // A raw connection, so that dropping it really closes the socket.
+    let mut stream = tokio::net::TcpStream::connect(relay.addr())
+        .await
+        .expect("connect");
+    tokio::io::AsyncWriteExt::write_all(
+        &mut stream,
+        b"GET /slow HTTP/1.1\r\nhost: slow.example\r\nx-request-id: abandoned-1\r\n\r\n",
+    )
+    .await
+    .expect("write request");
+    mte_relay_tests::within("the request to reach the upstream", arrived_rx)
+        .await
+        .expect("upstream saw the request");
+    drop(stream);
+
+    let line = relay
+        .access_line("abandoned-1")
+        .expect("access line for the abandoned request");
+    assert_eq!(line["status"], 499);
+    assert_eq!(line["completed"], false);
+    assert_eq!(line["route"], "pass-through");
+}
