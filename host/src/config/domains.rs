@@ -145,3 +145,50 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::{Config, Env};
+
+    fn table(keys: &[&str]) -> DomainTable {
+        let map: serde_json::Map<String, serde_json::Value> = keys
+            .iter()
+            .map(|key| ((*key).to_owned(), serde_json::json!({ "upstream": format!("http://{}", key.replace('*', "any")) })))
+            .collect();
+        let json = serde_json::Value::Object(map).to_string();
+        Config::from_env(&Env::from_pairs([("DOMAIN_MAP", json.as_str())]))
+            .expect("valid")
+            .config
+            .domains
+    }
+
+    proptest! {
+        #[test]
+        fn lookup_ignores_case_and_a_port_unless_the_key_names_one(
+            host in "[a-z][a-z0-9-]{0,10}(\\.[a-z][a-z0-9-]{0,10}){0,3}",
+            port in 1u16..,
+            upper in any::<u64>(),
+        ) {
+            let domains = table(&[&host]);
+            let mixed: String = host
+                .chars()
+                .enumerate()
+                .map(|(i, c)| if upper >> (i % 64) & 1 == 1 { c.to_ascii_uppercase() } else { c })
+                .collect();
+            let found = |h: &str| domains.lookup(h).map(|d| d.name.clone());
+            prop_assert_eq!(found(&mixed), Some(host.clone()));
+            prop_assert_eq!(found(&format!("{mixed}:{port}")), Some(host.clone()));
+            prop_assert_eq!(found(&format!("x{host}")), None);
+            prop_assert_eq!(found(&format!("{host}.x")), None);
+
+            let with_port = format!("{host}:{port}");
+            let domains = table(&[&with_port, "*"]);
+            let found = |h: &str| domains.lookup(h).map(|d| d.name.clone());
+            prop_assert_eq!(found(&format!("{mixed}:{port}")), Some(with_port.clone()));
+            prop_assert_eq!(found(&mixed), Some("*".to_owned()));
+        }
+    }
+}

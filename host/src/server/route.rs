@@ -98,3 +98,134 @@ pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
         && headers.contains_key(http::header::ORIGIN)
         && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderValue, Method};
+
+    use super::*;
+    use crate::config::{Config, Env};
+
+    fn domain(extra: &str) -> std::sync::Arc<DomainConfig> {
+        let map = format!(r#"{{"*":{{"upstream":"http://127.0.0.1:1"{extra}}}}}"#);
+        let config = Config::from_env(&Env::from_pairs([("DOMAIN_MAP", map.as_str())]))
+            .expect("valid")
+            .config;
+        config.domains.lookup("any").expect("wildcard").clone()
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn classes_follow_the_documented_order() {
+        let open = domain(r#","pass_through_routes":["/health","/ws/*"],"cors_origins":["*"]"#);
+        let plain = HeaderMap::new();
+        let mte = headers(&[("x-mte-relay", "x")]);
+        let preflight = headers(&[
+            ("origin", "https://a.example"),
+            ("access-control-request-method", "POST"),
+        ]);
+        let cases = [
+            (
+                Method::OPTIONS,
+                "/anything",
+                &preflight,
+                RouteClass::Preflight,
+            ),
+            (
+                Method::GET,
+                CAPABILITIES_PATH,
+                &mte,
+                RouteClass::Local(LocalRoute::Capabilities),
+            ),
+            (
+                Method::HEAD,
+                CAPABILITIES_PATH,
+                &plain,
+                RouteClass::Local(LocalRoute::Capabilities),
+            ),
+            (
+                Method::POST,
+                CAPABILITIES_PATH,
+                &plain,
+                RouteClass::MethodNotServed,
+            ),
+            (
+                Method::POST,
+                PAIR_PATH,
+                &plain,
+                RouteClass::Local(LocalRoute::Pair),
+            ),
+            (Method::GET, PAIR_PATH, &plain, RouteClass::MethodNotServed),
+            (Method::POST, "/ignored/outer/path", &mte, RouteClass::Mte),
+            (Method::GET, "/health", &mte, RouteClass::Mte),
+            (Method::GET, ECHO_PATH, &mte, RouteClass::Mte),
+            (
+                Method::GET,
+                ECHO_PATH,
+                &plain,
+                RouteClass::Local(LocalRoute::Echo),
+            ),
+            (Method::POST, ECHO_PATH, &plain, RouteClass::MethodNotServed),
+            (Method::GET, "/health", &plain, RouteClass::PassThrough),
+            (Method::GET, "/ws/chat", &plain, RouteClass::PassThrough),
+            (Method::OPTIONS, "/health", &plain, RouteClass::PassThrough),
+            (
+                Method::GET,
+                "/api/users",
+                &plain,
+                RouteClass::RelayHeaderMissing,
+            ),
+            (
+                Method::GET,
+                "/ws/../admin",
+                &plain,
+                RouteClass::RelayHeaderMissing,
+            ),
+        ];
+        for (method, path, headers, expected) in cases {
+            assert_eq!(
+                classify(&open, &method, path, headers),
+                expected,
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn mte_routes_turn_other_plain_paths_into_not_found() {
+        let strict = domain(r#","pass_through_routes":["/health"],"mte_routes":["/api/*"]"#);
+        let plain = HeaderMap::new();
+        assert_eq!(
+            classify(&strict, &Method::GET, "/api/x", &plain),
+            RouteClass::RelayHeaderMissing
+        );
+        assert_eq!(
+            classify(&strict, &Method::GET, "/admin", &plain),
+            RouteClass::NotFound
+        );
+        assert_eq!(
+            classify(&strict, &Method::GET, "/health", &plain),
+            RouteClass::PassThrough
+        );
+    }
+
+    #[test]
+    fn without_cors_a_preflight_is_an_ordinary_request() {
+        let no_cors = domain(r#","pass_through_routes":["/*"]"#);
+        let preflight = headers(&[
+            ("origin", "https://a.example"),
+            ("access-control-request-method", "GET"),
+        ]);
+        assert_eq!(
+            classify(&no_cors, &Method::OPTIONS, "/x", &preflight),
+            RouteClass::PassThrough
+        );
+    }
+}
