@@ -153,63 +153,67 @@ impl RelayClient {
         let first_source = body
             .next_attempt()
             .ok_or_else(|| ClientError::invalid_request("request body was already consumed"))?;
-        let failure = match self.attempt(&prepared, first_source).await {
+        let failure = match self.attempt(&prepared, first_source, None).await {
             Ok(response) => return Ok(response),
             Err(failure) => failure,
         };
         let retry = may_retry(&failure.error, &prepared.method, replayable);
-        self.react(&failure, retry).await;
+        let fresh_pair = self.react(&failure, retry).await;
         if !retry {
             return Err(failure.error);
         }
         let Some(source) = body.next_attempt() else {
             return Err(failure.error);
         };
-        match self.attempt(&prepared, source).await {
+        match self.attempt(&prepared, source, fresh_pair).await {
             Ok(response) => Ok(response),
             Err(second) => {
                 // Repair state for later requests, but do not loop on this one.
-                self.react(&second, false).await;
+                let _ = self.react(&second, false).await;
                 Err(second.error)
             }
         }
     }
 
     /// Applies the protocol's reaction to a failure. Waiting only makes sense before a
-    /// retry, so a back-off happens only when `retrying`.
-    async fn react(&self, failure: &AttemptFailure, retrying: bool) {
-        let Some(reason) = failure.error.reason() else {
-            return;
-        };
+    /// retry, so a back-off happens only when `retrying`. Returns a pair paired by the
+    /// reaction: the retry goes there, since the other pairs may share the fault (a
+    /// relay that restarted has forgotten them all).
+    async fn react(&self, failure: &AttemptFailure, retrying: bool) -> Option<Arc<Pair>> {
+        let reason = failure.error.reason()?;
         let session = &self.shared.session;
         // Re-pairing failures are not returned here: the caller gets the relay's
         // original error, and a retry (or the next request) meets the pairing error
         // itself when no pair is left.
         match (reason.reaction(), &failure.pair) {
-            (ClientReaction::ReplacePair, Some(pair)) => {
-                let _ = session.replace(pair).await;
-            }
+            (ClientReaction::ReplacePair, Some(pair)) => session.replace(pair).await.ok().flatten(),
             (ClientReaction::ReIdentify, Some(pair)) => {
-                let _ = session.reidentify(&pair.client_id).await;
+                session.reidentify(&pair.client_id).await.ok().flatten()
             }
             (ClientReaction::BackOff, _) if retrying => {
                 if let ClientError::Registry { retry_after, .. } = &failure.error {
                     let delay = backoff_delay(*retry_after, self.shared.config.max_backoff);
                     tokio::time::sleep(delay).await;
                 }
+                None
             }
-            _ => {}
+            _ => None,
         }
     }
 
-    /// One attempt: reserve a sequence number, seal, send, open the answer.
+    /// One attempt: reserve a sequence number (on `preferred` when given), seal, send,
+    /// open the answer.
     async fn attempt(
         &self,
         prepared: &Prepared,
         source: AttemptSource,
+        preferred: Option<Arc<Pair>>,
     ) -> Result<Response<Body>, AttemptFailure> {
         let shared = &self.shared;
-        let reservation = shared.session.reserve(prepared.mode).await?;
+        let reservation = shared
+            .session
+            .reserve_preferring(prepared.mode, preferred)
+            .await?;
         let pair = Arc::clone(&reservation.pair);
         let with_pair = |error: ClientError| AttemptFailure {
             error,

@@ -127,10 +127,12 @@ impl Pool {
         pairs.len() != before
     }
 
-    /// Adds freshly paired pairs.
-    pub fn extend(&self, new_pairs: impl IntoIterator<Item = Pair>) {
+    /// Adds freshly paired pairs and returns them.
+    pub fn extend(&self, new_pairs: impl IntoIterator<Item = Pair>) -> Vec<Arc<Pair>> {
+        let added: Vec<Arc<Pair>> = new_pairs.into_iter().map(Arc::new).collect();
         let mut pairs = self.pairs.write().unwrap_or_else(PoisonError::into_inner);
-        pairs.extend(new_pairs.into_iter().map(Arc::new));
+        pairs.extend(added.iter().cloned());
+        added
     }
 
     /// Drops every pair (a new client id invalidates them all).

@@ -95,6 +95,21 @@ impl Session {
         Ok(())
     }
 
+    /// Reserves a sequence number on `preferred` when it can take one (a pair paired
+    /// for this very request), otherwise on the next pair.
+    pub async fn reserve_preferring(
+        &self,
+        mode: Mode,
+        preferred: Option<Arc<Pair>>,
+    ) -> Result<Reservation, ClientError> {
+        if let Some(pair) = preferred
+            && let Ok((seq, secret)) = pair.reserve(mode)
+        {
+            return Ok(Reservation { pair, seq, secret });
+        }
+        self.reserve(mode).await
+    }
+
     /// Reserves a sequence number on the next pair, replacing pairs that are spent or
     /// about to expire on the way.
     pub async fn reserve(&self, mode: Mode) -> Result<Reservation, ClientError> {
@@ -111,7 +126,9 @@ impl Session {
             }
             match pair.reserve(mode) {
                 Ok((seq, secret)) => return Ok(Reservation { pair, seq, secret }),
-                Err(_spent) => self.replace(&pair).await?,
+                Err(_spent) => {
+                    self.replace(&pair).await?;
+                }
             }
         }
         Err(ClientError::protocol(
@@ -119,27 +136,33 @@ impl Session {
         ))
     }
 
-    /// Drops `pair` and pairs a replacement.
-    pub async fn replace(&self, pair: &Pair) -> Result<(), ClientError> {
+    /// Drops `pair` and pairs a replacement. Returns the replacement, or `None` when
+    /// another request refilled the pool first.
+    pub async fn replace(&self, pair: &Pair) -> Result<Option<Arc<Pair>>, ClientError> {
         self.pool.remove(pair.id);
         let _gate = self.gate.lock().await;
-        self.fill().await
+        Ok(self.fill().await?.into_iter().next())
     }
 
     /// Gets a new client id and re-pairs everything, unless another request did so
-    /// since `stale_client_id` was in use.
-    pub async fn reidentify(&self, stale_client_id: &str) -> Result<(), ClientError> {
+    /// since `stale_client_id` was in use. Returns one of the new pairs, if this call
+    /// paired any.
+    pub async fn reidentify(
+        &self,
+        stale_client_id: &str,
+    ) -> Result<Option<Arc<Pair>>, ClientError> {
         let _gate = self.gate.lock().await;
         let current = self.identity();
         if current.is_none_or(|identity| &*identity.client_id == stale_client_id) {
             self.set_identity(None);
             self.pool.clear();
         }
-        self.fill().await
+        Ok(self.fill().await?.into_iter().next())
     }
 
-    /// Tops the pool up to its target. Called with the gate held.
-    async fn fill(&self) -> Result<(), ClientError> {
+    /// Tops the pool up to its target and returns the pairs added. Called with the
+    /// gate held.
+    async fn fill(&self) -> Result<Vec<Arc<Pair>>, ClientError> {
         let identity = match self.identity() {
             Some(identity) => identity,
             None => self.identify().await?,
@@ -168,8 +191,8 @@ impl Session {
         }
     }
 
-    /// Pairs as many pairs as the pool lacks.
-    async fn pair_missing(&self, identity: &Identity) -> Result<(), ClientError> {
+    /// Pairs as many pairs as the pool lacks; returns them.
+    async fn pair_missing(&self, identity: &Identity) -> Result<Vec<Arc<Pair>>, ClientError> {
         let limits = &identity.capabilities.limits;
         let target = self
             .config
@@ -180,13 +203,14 @@ impl Session {
             .unwrap_or(usize::MAX)
             .max(1);
         let mut missing = target.saturating_sub(self.pool.len());
+        let mut added = Vec::with_capacity(missing);
         while missing > 0 {
             let batch = missing.min(batch_limit);
             let pairs = self.pair_batch(identity, batch).await?;
-            self.pool.extend(pairs);
+            added.extend(self.pool.extend(pairs));
             missing -= batch;
         }
-        Ok(())
+        Ok(added)
     }
 
     /// `GET /api/mte-relay`: the capabilities and a fresh client id.

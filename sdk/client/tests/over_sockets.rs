@@ -1,0 +1,585 @@
+//! The client over real sockets against the test fixture in `support/` (a relay-side
+//! protocol responder written for these tests, not the relay itself).
+
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use http_body_util::channel::Channel;
+use mte_relay_client::{ClientError, ErrorReason, Mode, RelayClient, RequestBody};
+use support::{Fault, Fixture, Options, State};
+
+/// Fails a test that hangs instead of letting it block the suite; not a timing check.
+async fn within_watchdog<T>(future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), future)
+        .await
+        .expect("test did not finish within the watchdog limit")
+}
+
+fn client(fixture: &Fixture) -> RelayClient {
+    RelayClient::builder(&fixture.url)
+        .max_backoff(Duration::from_millis(20))
+        .build()
+        .expect("client")
+}
+
+fn header<'a>(response: &'a http::Response<mte_relay_client::Body>, name: &str) -> &'a str {
+    response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("response has no {name}"))
+        .to_str()
+        .expect("text")
+}
+
+fn registry(fault: ErrorReason) -> Fault {
+    Fault::Registry {
+        reason: fault,
+        retry_after: None,
+    }
+}
+
+fn post(path: &str, body: &'static str) -> Request<&'static str> {
+    Request::post(path).body(body).expect("request")
+}
+
+#[tokio::test]
+async fn pairs_then_sends_an_encrypted_request_and_opens_the_answer() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    client.connect().await.expect("connects");
+    assert_eq!(client.pair_count(), 4);
+    assert!(client.client_id().is_some());
+    assert_eq!(State::count(&fixture.state.capability_requests), 1);
+    assert_eq!(
+        State::count(&fixture.state.pairing_requests),
+        1,
+        "one batch"
+    );
+    assert_eq!(fixture.state.live_pairs(), 4);
+
+    let request = Request::post("http://ignored.example/orders?id=7")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer secret")
+        .header("connection", "keep-alive")
+        .body(r#"{"item":7}"#)
+        .expect("request");
+    let response = within_watchdog(client.send(request)).await.expect("sends");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "x-echo-method"), "POST");
+    assert_eq!(header(&response, "x-echo-path"), "/orders?id=7");
+    assert_eq!(header(&response, "x-echo-mode"), "mke");
+    assert_eq!(header(&response, "x-echo-content-type"), "application/json");
+    assert_eq!(header(&response, "x-echo-authorization"), "Bearer secret");
+    for stripped in ["x-echo-host", "x-echo-content-length", "x-echo-connection"] {
+        assert!(
+            response.headers().get(stripped).is_none(),
+            "{stripped} leaked"
+        );
+    }
+    let body = response.into_body().collect_bytes().await.expect("body");
+    assert_eq!(body, r#"{"item":7}"#);
+    assert_eq!(fixture.state.accepted().len(), 1);
+}
+
+#[tokio::test]
+async fn first_send_connects_lazily_and_mode_can_be_overridden_per_request() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    let mut request = Request::get("/account").body(()).expect("request");
+    request.extensions_mut().insert(Mode::Mte);
+    let response = within_watchdog(client.send(request)).await.expect("sends");
+    assert_eq!(header(&response, "x-echo-mode"), "mte");
+    assert_eq!(header(&response, "x-echo-has-body"), "0");
+    assert!(
+        response
+            .into_body()
+            .collect_bytes()
+            .await
+            .expect("body")
+            .is_empty()
+    );
+
+    let mte_client = RelayClient::builder(&fixture.url)
+        .mode(Mode::Mte)
+        .build()
+        .expect("client");
+    let response = within_watchdog(mte_client.send(post("/card", "4111")))
+        .await
+        .expect("sends");
+    assert_eq!(header(&response, "x-echo-mode"), "mte");
+    assert_eq!(
+        response.into_body().collect_bytes().await.expect("body"),
+        "4111"
+    );
+}
+
+#[tokio::test]
+async fn mte_bodies_over_the_cap_are_refused_before_anything_is_sent() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    let mut request = Request::put("/blob")
+        .body(vec![0u8; 70_000])
+        .expect("request");
+    request.extensions_mut().insert(Mode::Mte);
+    let error = client.send(request).await.expect_err("too large");
+    assert!(
+        matches!(error, ClientError::InvalidRequest { .. }),
+        "{error}"
+    );
+    assert_eq!(State::count(&fixture.state.mte_requests), 0);
+}
+
+#[tokio::test]
+async fn streaming_bodies_of_several_records_round_trip() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    let pieces: Vec<Bytes> = (0..5u8)
+        .map(|index| Bytes::from(vec![index; 100_000]))
+        .collect();
+    let expected: Vec<u8> = pieces.iter().flatten().copied().collect();
+    let frames = pieces
+        .into_iter()
+        .map(|piece| Ok::<_, Infallible>(http_body::Frame::data(piece)));
+    let stream = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+    let request = Request::post("/upload")
+        .body(RequestBody::streaming(stream))
+        .expect("request");
+    let response = within_watchdog(client.send(request)).await.expect("sends");
+    let body = within_watchdog(response.into_body().collect_bytes())
+        .await
+        .expect("body");
+    assert_eq!(body.len(), expected.len());
+    assert!(body == expected, "echoed body differs");
+}
+
+#[tokio::test]
+async fn interactive_streams_flow_frame_by_frame_in_both_directions() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    let (mut sender, channel) = Channel::<Bytes, Infallible>::new(1);
+    let request = Request::post("/interactive")
+        .body(RequestBody::streaming(channel))
+        .expect("request");
+    within_watchdog(async move {
+        // The first frame must go out before the response head can come back.
+        sender.send_data(Bytes::from("ping-1")).await.expect("send");
+        let response = client.send(request).await.expect("sends");
+        let mut body = response.into_body();
+        // Each reply arrives while the request is still open: nothing waits for a
+        // full chunk or for the end of the body.
+        let first = body.frame().await.expect("frame").expect("data");
+        assert_eq!(first.into_data().expect("data"), "ping-1");
+        sender.send_data(Bytes::from("ping-2")).await.expect("send");
+        let second = body.frame().await.expect("frame").expect("data");
+        assert_eq!(second.into_data().expect("data"), "ping-2");
+        drop(sender);
+        assert!(
+            body.frame().await.is_none(),
+            "clean end after the final record"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn truncated_response_bodies_fail_and_bodiless_responses_are_empty() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    let response =
+        within_watchdog(client.send(Request::get("/truncated").body(()).expect("request")))
+            .await
+            .expect("head opens");
+    let error = response
+        .into_body()
+        .collect_bytes()
+        .await
+        .expect_err("truncated");
+    assert!(matches!(error, ClientError::Protocol { .. }), "{error}");
+
+    let response =
+        within_watchdog(client.send(Request::get("/no-content").body(()).expect("request")))
+            .await
+            .expect("sends");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(
+        response
+            .into_body()
+            .collect_bytes()
+            .await
+            .expect("empty")
+            .is_empty()
+    );
+
+    let response = within_watchdog(client.send(Request::head("/thing").body(()).expect("request")))
+        .await
+        .expect("sends");
+    assert_eq!(header(&response, "x-echo-method"), "HEAD");
+    assert!(
+        response
+            .into_body()
+            .collect_bytes()
+            .await
+            .expect("empty")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn pair_unknown_replaces_that_pair_and_retries_on_the_new_one() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    client.connect().await.expect("connects");
+    fixture.state.push_fault(registry(ErrorReason::PairUnknown));
+
+    let response = within_watchdog(client.send(post("/orders", "x")))
+        .await
+        .expect("retried");
+    assert_eq!(response.status(), StatusCode::OK);
+    let refused = fixture.state.faulted_pairs();
+    assert_eq!(refused.len(), 1);
+    assert!(
+        !client.pair_ids().contains(&refused[0]),
+        "refused pair dropped"
+    );
+    assert_eq!(client.pair_count(), 4, "replacement paired");
+    assert_eq!(State::count(&fixture.state.pairing_requests), 2);
+    let accepted = fixture.state.accepted();
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(accepted[0].seq, 0, "the retry used the fresh pair");
+    assert!(client.pair_ids().contains(&accepted[0].pair_id));
+}
+
+#[tokio::test]
+async fn a_restarted_relay_is_survived_by_replacing_pairs_as_they_fail() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    client.connect().await.expect("connects");
+    fixture.state.push_fault(Fault::ForgetPairs);
+    for index in 0..6 {
+        let response = within_watchdog(client.send(post("/after-restart", "x")))
+            .await
+            .unwrap_or_else(|error| panic!("request {index} failed: {error}"));
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // Each forgotten pair is refused at most once, and never a fresh one: every
+    // refusal was followed by a retry on the pair paired for it.
+    let refusals = fixture.state.refusals();
+    assert!((1..=4).contains(&refusals.len()), "{refusals:?}");
+    assert!(
+        refusals
+            .iter()
+            .all(|reason| *reason == ErrorReason::PairUnknown)
+    );
+    assert_eq!(client.pair_count(), 4);
+    assert_eq!(fixture.state.accepted().len(), 6);
+}
+
+#[tokio::test]
+async fn an_invalid_client_id_leads_to_a_new_id_and_new_pairs() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    client.connect().await.expect("connects");
+    let old_id = client.client_id().expect("id");
+    let old_pairs: HashSet<_> = client.pair_ids().into_iter().collect();
+    fixture.state.push_fault(Fault::RotateClientIdSecret);
+
+    let response = within_watchdog(client.send(post("/orders", "x")))
+        .await
+        .expect("retried");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(fixture.state.refusals(), [ErrorReason::ClientIdInvalid]);
+    assert_ne!(client.client_id().expect("id"), old_id);
+    assert_eq!(State::count(&fixture.state.capability_requests), 2);
+    assert_eq!(client.pair_count(), 4);
+    assert!(
+        client.pair_ids().iter().all(|id| !old_pairs.contains(id)),
+        "all re-paired"
+    );
+}
+
+#[tokio::test]
+async fn touched_failures_are_retried_only_for_idempotent_replayable_requests() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    let state = &fixture.state;
+    client.connect().await.expect("connects");
+
+    state.push_fault(registry(ErrorReason::DecodeFailed));
+    let put = Request::put("/doc").body("v2").expect("request");
+    let response = within_watchdog(client.send(put))
+        .await
+        .expect("idempotent is retried");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(State::count(&state.mte_requests), 2);
+
+    state.push_fault(registry(ErrorReason::DecodeFailed));
+    let error = within_watchdog(client.send(post("/pay", "10")))
+        .await
+        .expect_err("POST is not retried");
+    assert_eq!(error.reason(), Some(ErrorReason::DecodeFailed));
+    assert!(!error.is_retry_safe());
+    assert_eq!(State::count(&state.mte_requests), 3);
+
+    state.push_fault(registry(ErrorReason::DecodeFailed));
+    let stream = http_body_util::Full::new(Bytes::from("v3"));
+    let put = Request::put("/doc")
+        .body(RequestBody::streaming(stream))
+        .expect("request");
+    let error = within_watchdog(client.send(put))
+        .await
+        .expect_err("a read stream cannot be replayed");
+    assert_eq!(error.reason(), Some(ErrorReason::DecodeFailed));
+    assert_eq!(State::count(&state.mte_requests), 4);
+    // Each decode failure still replaced its pair.
+    assert_eq!(State::count(&state.pairing_requests), 4);
+}
+
+#[tokio::test]
+async fn untouched_failures_are_retried_even_for_post() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    fixture.state.push_fault(registry(ErrorReason::Replay));
+    let response = within_watchdog(client.send(post("/pay", "10")))
+        .await
+        .expect("retried");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(fixture.state.accepted().len(), 1);
+}
+
+#[tokio::test]
+async fn a_second_registry_error_is_surfaced() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    fixture.state.push_fault(registry(ErrorReason::PairUnknown));
+    fixture.state.push_fault(registry(ErrorReason::PairExpired));
+    let error = within_watchdog(client.send(Request::get("/x").body(()).expect("request")))
+        .await
+        .expect_err("surfaced");
+    assert_eq!(error.reason(), Some(ErrorReason::PairExpired));
+    assert_eq!(
+        State::count(&fixture.state.mte_requests),
+        2,
+        "exactly one retry"
+    );
+}
+
+#[tokio::test]
+async fn surfaced_reasons_are_not_retried() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    fixture
+        .state
+        .push_fault(registry(ErrorReason::AdapterFailed));
+    let error = within_watchdog(client.send(Request::get("/x").body(()).expect("request")))
+        .await
+        .expect_err("surfaced");
+    let ClientError::Registry {
+        reason,
+        status,
+        message,
+        ..
+    } = &error
+    else {
+        panic!("registry error expected, got {error}");
+    };
+    assert_eq!(*reason, ErrorReason::AdapterFailed);
+    assert_eq!(*status, 569);
+    assert_eq!(message, "refused by the test fixture");
+    assert_eq!(State::count(&fixture.state.mte_requests), 1);
+}
+
+#[tokio::test]
+async fn overloaded_backs_off_then_retries_and_reports_retry_after() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    fixture.state.push_fault(Fault::Registry {
+        reason: ErrorReason::Overloaded,
+        retry_after: Some("1"),
+    });
+    let response = within_watchdog(client.send(post("/busy", "x")))
+        .await
+        .expect("retried");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(State::count(&fixture.state.mte_requests), 2);
+
+    for _ in 0..2 {
+        fixture.state.push_fault(Fault::Registry {
+            reason: ErrorReason::Overloaded,
+            retry_after: Some("7"),
+        });
+    }
+    let error = within_watchdog(client.send(post("/busy", "x")))
+        .await
+        .expect_err("second overload surfaces");
+    let ClientError::Registry { retry_after, .. } = error else {
+        panic!("registry error expected");
+    };
+    assert_eq!(retry_after, Some(Duration::from_secs(7)));
+}
+
+#[tokio::test]
+async fn overloaded_pairing_backs_off_then_pairs() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    fixture.state.push_pairing_fault(Fault::Registry {
+        reason: ErrorReason::Overloaded,
+        retry_after: Some("1"),
+    });
+    within_watchdog(client.connect())
+        .await
+        .expect("pairs after backing off");
+    assert_eq!(State::count(&fixture.state.pairing_requests), 2);
+    assert_eq!(client.pair_count(), 4);
+}
+
+#[tokio::test]
+async fn pairing_is_split_into_batches_the_relay_accepts() {
+    let fixture = support::start(Options {
+        max_pairs_per_batch: 3,
+        ..Options::default()
+    })
+    .await;
+    let client = RelayClient::builder(&fixture.url)
+        .pairs(7)
+        .build()
+        .expect("client");
+    within_watchdog(client.connect()).await.expect("connects");
+    assert_eq!(client.pair_count(), 7);
+    assert_eq!(State::count(&fixture.state.pairing_requests), 3);
+}
+
+#[tokio::test]
+async fn a_secret_mismatch_is_reported_as_such() {
+    let fixture = support::start(Options {
+        psk: Some(b"relay-secret".to_vec()),
+        ..Options::default()
+    })
+    .await;
+    let wrong = RelayClient::builder(&fixture.url)
+        .secret(b"other-secret".to_vec())
+        .build()
+        .expect("client");
+    let error = within_watchdog(wrong.connect())
+        .await
+        .expect_err("mismatch");
+    assert!(matches!(error, ClientError::Protocol { .. }), "{error}");
+    assert!(error.to_string().contains("SECRET"), "{error}");
+
+    let right = RelayClient::builder(&fixture.url)
+        .secret(b"relay-secret".to_vec())
+        .build()
+        .expect("client");
+    let response = within_watchdog(right.send(post("/api", "x")))
+        .await
+        .expect("pairs");
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_unknown_major_version_is_refused() {
+    let fixture = support::start(Options {
+        version: "2.0",
+        ..Options::default()
+    })
+    .await;
+    let error = within_watchdog(client(&fixture).connect())
+        .await
+        .expect_err("refused");
+    assert!(matches!(error, ClientError::Protocol { .. }), "{error}");
+    assert_eq!(State::count(&fixture.state.pairing_requests), 0);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_retry_safe_transport_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    drop(listener);
+    let client = RelayClient::builder(format!("http://{address}"))
+        .build()
+        .expect("client");
+    let error = within_watchdog(client.send(post("/x", "y")))
+        .await
+        .expect_err("refused");
+    assert!(matches!(error, ClientError::Transport { .. }), "{error}");
+    assert!(error.is_retry_safe());
+}
+
+async fn thousand_concurrent_requests(client: RelayClient, fixture: &Fixture) {
+    let tasks: Vec<_> = (0..1000)
+        .map(|index| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let method = if index % 3 == 0 {
+                    Method::GET
+                } else {
+                    Method::POST
+                };
+                let mut request = Request::builder()
+                    .method(method)
+                    .uri(format!("/item/{index}"))
+                    .body(if index % 3 == 0 {
+                        String::new()
+                    } else {
+                        index.to_string()
+                    })
+                    .expect("request");
+                if index % 5 == 0 {
+                    request.extensions_mut().insert(Mode::Mte);
+                }
+                let response = client.send(request).await.expect("sends");
+                assert_eq!(header(&response, "x-echo-path"), format!("/item/{index}"));
+                let body = response.into_body().collect_bytes().await.expect("body");
+                let expected = if index % 3 == 0 {
+                    String::new()
+                } else {
+                    index.to_string()
+                };
+                assert_eq!(body, expected);
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    assert!(fixture.state.refusals().is_empty(), "no replay refusals");
+    let accepted = fixture.state.accepted();
+    assert_eq!(accepted.len(), 1000);
+    let mut per_pair: BTreeMap<_, Vec<u64>> = BTreeMap::new();
+    for request in &accepted {
+        per_pair
+            .entry(request.pair_id)
+            .or_default()
+            .push(request.seq);
+    }
+    assert_eq!(per_pair.len(), 4, "every pair took part");
+    for seqs in per_pair.values_mut() {
+        seqs.sort_unstable();
+        // Unique and gap-free: 0, 1, 2, ... per pair.
+        let expected: Vec<u64> = (0..seqs.len() as u64).collect();
+        assert_eq!(*seqs, expected);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_requests_never_reuse_a_sequence_number() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    within_watchdog(thousand_concurrent_requests(client, &fixture)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_requests_over_h2c() {
+    let fixture = support::start(Options::default()).await;
+    let client = RelayClient::builder(&fixture.url)
+        .http2_prior_knowledge(true)
+        .build()
+        .expect("client");
+    within_watchdog(thousand_concurrent_requests(client, &fixture)).await;
+}
