@@ -40,6 +40,8 @@
 //! Streaming request bodies go through [`RequestBody::streaming`]; they are sent as the
 //! body produces data and are retried only if none of it was read yet.
 
+#![deny(missing_docs)]
+
 mod builder;
 mod client;
 mod error;

@@ -137,6 +137,63 @@ async fn mte_bodies_over_the_cap_are_refused_before_anything_is_sent() {
 }
 
 #[tokio::test]
+async fn a_streaming_mte_body_over_the_cap_fails_as_an_invalid_request() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    let frames =
+        (0..3).map(|_| Ok::<_, Infallible>(http_body::Frame::data(Bytes::from(vec![1u8; 30_000]))));
+    let mut request = Request::put("/blob")
+        .body(RequestBody::streaming(http_body_util::StreamBody::new(
+            futures_util::stream::iter(frames),
+        )))
+        .expect("request");
+    request.extensions_mut().insert(Mode::Mte);
+    let error = within_watchdog(client.send(request))
+        .await
+        .expect_err("too large");
+    assert!(
+        matches!(error, ClientError::InvalidRequest { .. }),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_caller_body_fails_the_request_without_retry() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    let frames = vec![
+        Ok(http_body::Frame::data(Bytes::from("first"))),
+        Err(std::io::Error::other("disk went away")),
+    ];
+    let request = Request::post("/upload")
+        .body(RequestBody::streaming(http_body_util::StreamBody::new(
+            futures_util::stream::iter(frames),
+        )))
+        .expect("request");
+    let error = within_watchdog(client.send(request))
+        .await
+        .expect_err("body failed");
+    assert!(matches!(error, ClientError::Transport { .. }), "{error}");
+    assert!(error.to_string().contains("disk went away"), "{error}");
+    assert!(!error.is_retry_safe());
+}
+
+#[tokio::test]
+async fn the_request_timeout_bounds_the_wait_for_the_response_head() {
+    let fixture = support::start(Options::default()).await;
+    let client = RelayClient::builder(&fixture.url)
+        .request_timeout(Duration::from_millis(200))
+        .build()
+        .expect("client");
+    let error = within_watchdog(client.send(Request::get("/stall").body(()).expect("request")))
+        .await
+        .expect_err("times out");
+    assert!(matches!(error, ClientError::Transport { .. }), "{error}");
+    assert!(!error.is_retry_safe(), "the relay may have forwarded it");
+    assert_eq!(State::count(&fixture.state.mte_requests), 1, "not retried");
+}
+
+#[tokio::test]
 async fn streaming_bodies_of_several_records_round_trip() {
     let fixture = support::start(Options::default()).await;
     let client = client(&fixture);

@@ -409,6 +409,8 @@ async fn mte(state: &State, request: Request<Incoming>) -> Response<ResponseBody
         "/interactive" => interactive(context, body),
         "/truncated" => sealed(&context, 200, vec![], Some(b"cut short"), false),
         "/no-content" => sealed(&context, 204, vec![], None, true),
+        // Never answers, for request timeouts.
+        "/stall" => std::future::pending().await,
         _ => echo(state, &context, &method, &header, head, body).await,
     }
 }
