@@ -263,3 +263,19 @@ fn seal_failure(error: SealError) -> ClientError {
         SealError::Head(error) => ClientError::invalid_request(format!("request head: {error}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    fn sendable<T: Send + 'static>() {}
+
+    #[test]
+    fn the_client_is_shareable_and_its_values_cross_tasks() {
+        shareable::<RelayClient>();
+        sendable::<Body>();
+        sendable::<RequestBody>();
+        sendable::<ClientError>();
+    }
+}

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
 
 use mte_relay_protocol::header::Mode;
 use mte_relay_protocol::ids::PairId;
@@ -23,8 +24,11 @@ pub(crate) struct Pair {
     pub id: PairId,
     /// The client id this pair is bound to; requests over it must carry this id.
     pub client_id: Arc<str>,
-    /// Unix time after which the relay forgets the pair.
-    pub expires_at: u64,
+    /// When to stop using the pair, on this process's monotonic clock: a little before
+    /// the relay forgets it. A monotonic deadline is immune to clock skew between the
+    /// client and the relay, which an absolute expiry time is not.
+    /// `None` when the pair never needs retiring.
+    pub retire_at: Option<Instant>,
     next_seq: AtomicU64,
     keys: Mutex<PairKeys>,
 }
@@ -39,21 +43,26 @@ impl std::fmt::Debug for Pair {
 }
 
 impl Pair {
-    pub fn new(id: PairId, client_id: Arc<str>, keys: PairKeys, expires_at: u64) -> Self {
-        Pair::starting_at(id, client_id, keys, expires_at, 0)
+    pub fn new(
+        id: PairId,
+        client_id: Arc<str>,
+        keys: PairKeys,
+        retire_at: Option<Instant>,
+    ) -> Self {
+        Pair::starting_at(id, client_id, keys, retire_at, 0)
     }
 
     fn starting_at(
         id: PairId,
         client_id: Arc<str>,
         keys: PairKeys,
-        expires_at: u64,
+        retire_at: Option<Instant>,
         first_seq: u64,
     ) -> Self {
         Pair {
             id,
             client_id,
-            expires_at,
+            retire_at,
             next_seq: AtomicU64::new(first_seq),
             keys: Mutex::new(keys),
         }
@@ -94,9 +103,9 @@ impl Pair {
             .map_err(|_| PairSpent::SequenceExhausted)
     }
 
-    /// True when the pair expires within `margin_secs` of `now`.
-    pub fn expires_within(&self, now: u64, margin_secs: u64) -> bool {
-        self.expires_at <= now.saturating_add(margin_secs)
+    /// True once the pair should be replaced rather than used.
+    pub fn is_retired(&self, now: Instant) -> bool {
+        self.retire_at.is_some_and(|deadline| now >= deadline)
     }
 }
 
@@ -167,13 +176,18 @@ mod tests {
     use mte_relay_protocol::keys::EPOCH_LEN;
     use mte_relay_protocol::secret::Secret32;
     use std::collections::HashSet;
+    use std::time::Duration;
 
     fn keys() -> PairKeys {
         PairKeys::from_roots(Secret32::from_bytes([1; 32]), Secret32::from_bytes([2; 32]))
     }
 
+    fn later() -> Option<Instant> {
+        Some(Instant::now() + Duration::from_secs(3_600))
+    }
+
     fn pair(tag: u8) -> Pair {
-        Pair::new(PairId([tag; 16]), Arc::from("client"), keys(), 1_000)
+        Pair::new(PairId([tag; 16]), Arc::from("client"), keys(), later())
     }
 
     #[test]
@@ -225,7 +239,13 @@ mod tests {
 
     #[test]
     fn mte_reservations_advance_the_ratchet() {
-        let pair = Pair::starting_at(PairId([1; 16]), Arc::from("c"), keys(), 0, 3 * EPOCH_LEN);
+        let pair = Pair::starting_at(
+            PairId([1; 16]),
+            Arc::from("c"),
+            keys(),
+            later(),
+            3 * EPOCH_LEN,
+        );
         let (seq, secret) = pair.reserve(Mode::Mte).expect("reserve");
         assert_eq!(seq, 3 * EPOCH_LEN);
         let keys_now = pair.keys.lock().expect("lock").clone();
@@ -237,7 +257,13 @@ mod tests {
 
     #[test]
     fn exhausted_counters_and_unreachable_epochs_spend_the_pair() {
-        let last = Pair::starting_at(PairId([1; 16]), Arc::from("c"), keys(), 0, u64::MAX - 1);
+        let last = Pair::starting_at(
+            PairId([1; 16]),
+            Arc::from("c"),
+            keys(),
+            later(),
+            u64::MAX - 1,
+        );
         assert_eq!(
             last.reserve(Mode::Mke).expect("last number").0,
             u64::MAX - 1
@@ -245,7 +271,13 @@ mod tests {
         assert_eq!(last.reserve(Mode::Mke), Err(PairSpent::SequenceExhausted));
         assert_eq!(last.reserve(Mode::Mte), Err(PairSpent::SequenceExhausted));
 
-        let far = Pair::starting_at(PairId([1; 16]), Arc::from("c"), keys(), 0, u64::MAX / 2);
+        let far = Pair::starting_at(
+            PairId([1; 16]),
+            Arc::from("c"),
+            keys(),
+            later(),
+            u64::MAX / 2,
+        );
         assert_eq!(
             far.reserve(Mode::Mte),
             Err(PairSpent::Ratchet(RatchetError::TooFarAhead))
@@ -257,10 +289,17 @@ mod tests {
     }
 
     #[test]
-    fn expiry_margin() {
-        let pair = pair(1);
-        assert!(!pair.expires_within(900, 60));
-        assert!(pair.expires_within(940, 60));
-        assert!(pair.expires_within(u64::MAX, 60));
+    fn pairs_retire_at_their_deadline() {
+        let start = Instant::now();
+        let pair = Pair::new(
+            PairId([1; 16]),
+            Arc::from("c"),
+            keys(),
+            Some(start + Duration::from_secs(10)),
+        );
+        assert!(!pair.is_retired(start));
+        assert!(pair.is_retired(start + Duration::from_secs(10)));
+        let forever = Pair::new(PairId([2; 16]), Arc::from("c"), keys(), None);
+        assert!(!forever.is_retired(start + Duration::from_secs(10)));
     }
 }

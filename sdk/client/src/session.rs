@@ -2,7 +2,7 @@
 //! filled with pairs (initially, after a pair is dropped, after a new client id).
 
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
@@ -27,8 +27,9 @@ use crate::transport::{OuterBody, Transport};
 
 /// Most bytes read from a capabilities or pairing document.
 const DOCUMENT_LIMIT: usize = 1024 * 1024;
-/// A pair this close to its expiry is replaced before use rather than risk a refusal.
-const EXPIRY_MARGIN_SECS: u64 = 60;
+/// A pair this close to its expiry is replaced before use rather than risk a refusal
+/// (at most a tenth of the pair's lifetime, for relays with very short lifetimes).
+const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
 /// What the relay told this client at identification.
 #[derive(Debug)]
@@ -120,7 +121,7 @@ impl Session {
             let Some(pair) = self.pool.next() else {
                 continue;
             };
-            if pair.expires_within(unix_now(), EXPIRY_MARGIN_SECS) {
+            if pair.is_retired(Instant::now()) {
                 self.replace(&pair).await?;
                 continue;
             }
@@ -263,6 +264,7 @@ impl Session {
                     .boxed_unsync(),
             )
             .map_err(|error| ClientError::invalid_request(error.to_string()))?;
+        let sent_at = Instant::now();
         let body = self.exchange(request, "pairing").await?;
         let answer = PairingResponse::parse(&body).map_err(|error| {
             ClientError::protocol_from("the relay's pairing answer is malformed", error)
@@ -274,6 +276,10 @@ impl Session {
                 pending.len()
             )));
         }
+        let lifetime = Duration::from_secs(identity.capabilities.limits.pair_ttl_secs);
+        // The deadline starts from when the request was sent, so it errs early.
+        // `None` (never) when the lifetime is too long for the clock to represent.
+        let retire_at = sent_at.checked_add(lifetime - EXPIRY_MARGIN.min(lifetime / 10));
         let scope = PairingScope {
             domain: &self.config.domain,
             client_id: &identity.client_id,
@@ -293,7 +299,7 @@ impl Session {
                     id,
                     Arc::clone(&identity.client_id),
                     keys,
-                    answer.expires_at,
+                    retire_at,
                 ))
             })
             .collect()
@@ -365,10 +371,4 @@ fn pairing_failure(error: PairingError) -> ClientError {
         _ => "the relay's pairing answer is invalid",
     };
     ClientError::protocol_from(message, error)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
