@@ -24,7 +24,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config) -> Self {
-        let upstream = UpstreamClient::new(&config.timeouts);
+        let upstream = UpstreamClient::new(&config.timeouts, &config.upstream_tls);
         AppState {
             mte_permits: Arc::new(Semaphore::new(config.pool_size)),
             pairing_permits: Arc::new(Semaphore::new(config.pairing.max_concurrent_pairings)),

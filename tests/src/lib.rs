@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod relay;
+pub mod tls;
 pub mod upstream;
 
 use std::time::Duration;

@@ -65,6 +65,43 @@ impl Upstream {
         Upstream { addr, task }
     }
 
+    /// Like [`Upstream::start`], but speaking TLS with `certificate`.
+    pub async fn start_tls<H, F>(certificate: &crate::tls::TestCertificate, handler: H) -> Upstream
+    where
+        H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
+        F: Future<Output = Response<TestBody>> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("upstream address");
+        let acceptor = tokio_rustls::TlsAcceptor::from(certificate.server_config.clone());
+        let handler = Arc::new(handler);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let handler = handler.clone();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // A client that distrusts the certificate aborts the handshake.
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let service = service_fn(move |request| {
+                        let response = handler(request);
+                        async move { Ok::<_, Infallible>(response.await) }
+                    });
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Upstream { addr, task }
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

@@ -44,15 +44,8 @@ impl UpstreamTarget {
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return Err(NOT_A_URL.to_owned());
         };
-        match scheme.as_str() {
-            "http" => {}
-            "https" => {
-                return Err(
-                    "https upstreams are not supported yet; use an http:// URL on a trusted network"
-                        .to_owned(),
-                );
-            }
-            _ => return Err(NOT_A_URL.to_owned()),
+        if !matches!(scheme.as_str(), "http" | "https") {
+            return Err(NOT_A_URL.to_owned());
         }
         if authority.as_str().contains('@') {
             return Err("credentials in the URL are not allowed; use `headers`".to_owned());

@@ -10,6 +10,7 @@ pub mod globals;
 pub mod render;
 pub mod routes;
 pub mod secret;
+pub mod tls;
 
 use serde_json::Value;
 
@@ -20,6 +21,7 @@ pub use error::ConfigError;
 pub use globals::{BodyLimits, LogFormat, LogLevel, LogSettings, PairSettings, Timeouts};
 pub use routes::{RoutePattern, RouteSet};
 pub use secret::Secret;
+pub use tls::UpstreamTls;
 
 use domain::{LegacyNames, MapEntryNames, RawDomain};
 use error::key;
@@ -36,6 +38,8 @@ pub struct Config {
     /// The relay secret (API Relay pre-shared key, Redis record key).
     pub secret: Option<Secret>,
     pub timeouts: Timeouts,
+    /// Trust roots for `https://` upstreams.
+    pub upstream_tls: UpstreamTls,
     pub limits: BodyLimits,
     pub pairing: PairSettings,
     pub domains: DomainTable,
@@ -96,6 +100,7 @@ impl Config {
                 pool_size: globals.pool_size,
                 secret: globals.secret,
                 timeouts: globals.timeouts,
+                upstream_tls: UpstreamTls::load(env.get("UPSTREAM_CA_FILE"))?,
                 limits: globals.limits,
                 pairing: globals.pairing,
                 domains,

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -18,23 +19,29 @@ use hyper_util::rt::TokioExecutor;
 pub use error::UpstreamError;
 
 use crate::body::{BoxError, RelayBody, boxed};
-use crate::config::Timeouts;
+use crate::config::{Timeouts, UpstreamTls};
 use crate::state::RequestContext;
 
 /// The relay's client to every upstream, shared by all domains and requests.
 #[derive(Clone, Debug)]
 pub struct UpstreamClient {
-    client: Client<HttpConnector, RelayBody>,
+    client: Client<HttpsConnector<HttpConnector>, RelayBody>,
     response_timeout: Duration,
 }
 
 impl UpstreamClient {
-    pub fn new(timeouts: &Timeouts) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(timeouts.upstream_connect));
-        connector.set_nodelay(true);
-        // The relay rewrites the URI itself; refusing others keeps the pool http-only.
-        connector.enforce_http(true);
+    pub fn new(timeouts: &Timeouts, tls: &UpstreamTls) -> Self {
+        let mut tcp = HttpConnector::new();
+        // The connect timeout covers the TCP connection; the TLS handshake counts
+        // against the response timeout.
+        tcp.set_connect_timeout(Some(timeouts.upstream_connect));
+        tcp.set_nodelay(true);
+        tcp.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls.client_config).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);

@@ -8,3 +8,4 @@ mod logs;
 mod passthrough;
 mod shutdown;
 mod support;
+mod tls;
