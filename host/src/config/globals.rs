@@ -104,6 +104,8 @@ pub struct Timeouts {
     pub upstream_response: Duration,
     /// How long in-flight requests may run after SIGTERM/SIGINT before the relay exits.
     pub shutdown_grace: Duration,
+    /// How long a client may take to send a request head (slow-header defence).
+    pub client_header_read: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,6 +194,7 @@ impl Globals {
                 upstream_connect: seconds(env, "UPSTREAM_CONNECT_TIMEOUT_SECS", 5.0)?,
                 upstream_response: seconds(env, "UPSTREAM_RESPONSE_TIMEOUT_SECS", 60.0)?,
                 shutdown_grace: seconds(env, "SHUTDOWN_GRACE_SECS", 30.0)?,
+                client_header_read: seconds(env, "CLIENT_HEADER_TIMEOUT_SECS", 30.0)?,
             },
             limits: BodyLimits {
                 max_body_bytes: ranged(env, "MAX_BODY_BYTES", 64 * 1024 * 1024, 1, u64::MAX)?,

@@ -74,6 +74,7 @@ fn globals_have_documented_defaults() {
     assert_eq!(config.timeouts.upstream_connect.as_secs(), 5);
     assert_eq!(config.timeouts.upstream_response.as_secs(), 60);
     assert_eq!(config.timeouts.shutdown_grace.as_secs(), 30);
+    assert_eq!(config.timeouts.client_header_read.as_secs(), 30);
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -53,7 +53,15 @@ impl Server {
         let Server { listener, state } = self;
         let grace = state.config.timeouts.shutdown_grace;
         let graceful = GracefulShutdown::new();
-        let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // Without a timer hyper enforces no header deadline, and a client could hold a
+        // connection forever by sending its request head one byte at a time.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(state.config.timeouts.client_header_read);
+        builder.http2().timer(TokioTimer::new());
+        let builder = Arc::new(builder);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {

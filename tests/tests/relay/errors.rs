@@ -68,3 +68,36 @@ async fn plain_requests_on_mte_paths_are_told_the_relay_header_is_missing() {
     .await;
     assert_registry_error(wrong_method, 404, "route-not-found").await;
 }
+
+/// A client that never finishes its request head is disconnected after
+/// `CLIENT_HEADER_TIMEOUT_SECS`, so slow clients cannot hold connections forever.
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let upstream = crate::support::named_upstream("u").await;
+    let relay = Relay::start(&[
+        ("UPSTREAM", &upstream.url()),
+        ("CLIENT_HEADER_TIMEOUT_SECS", "0.5"),
+    ]);
+    let mut stream = tokio::net::TcpStream::connect(relay.addr())
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /api/mte-echo HTTP/1.1\r\nhost: a.example\r\nx-partial")
+        .await
+        .expect("write a partial head");
+    let mut buffer = Vec::new();
+    // The relay closes the connection (possibly after a 408); EOF ends the read.
+    mte_relay_tests::within(
+        "the relay to close the connection",
+        stream.read_to_end(&mut buffer),
+    )
+    .await
+    .ok();
+    let answer = String::from_utf8_lossy(&buffer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+}
