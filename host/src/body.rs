@@ -27,3 +27,90 @@ pub fn empty() -> RelayBody {
 pub fn full(bytes: impl Into<Bytes>) -> RelayBody {
     boxed(Full::new(bytes.into()))
 }
+
+/// Why [`collect_limited`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// The body is longer than the limit; reading stopped at the limit.
+    #[error("body exceeds {limit} bytes")]
+    TooLarge { limit: usize },
+    /// The body stream failed (client or upstream side).
+    #[error("body stream failed: {0}")]
+    Body(#[source] BoxError),
+}
+
+/// Reads a whole body of at most `limit` bytes, failing as soon as it grows past it.
+///
+/// Prefer this to `http_body_util::Limited::new(body, n).collect()`: over a boxed
+/// body, that future is one rustc cannot prove `Send` ("implementation of `From` is
+/// not general enough"), and the server needs `Send` handler futures.
+pub async fn collect_limited(mut body: RelayBody, limit: usize) -> Result<Bytes, CollectError> {
+    let mut collected = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(CollectError::Body)?;
+        if let Ok(data) = frame.into_data() {
+            if data.len() > limit.saturating_sub(collected.len()) {
+                return Err(CollectError::TooLarge { limit });
+            }
+            collected.extend_from_slice(&data);
+        }
+    }
+    Ok(collected.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use http_body::Frame;
+
+    use super::*;
+
+    /// A body that yields these chunks, one frame each.
+    struct Chunks(VecDeque<Bytes>);
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.0.pop_front().map(|chunk| Ok(Frame::data(chunk))))
+        }
+    }
+
+    fn chunks(parts: &[&'static str]) -> RelayBody {
+        boxed(Chunks(
+            parts
+                .iter()
+                .map(|p| Bytes::from_static(p.as_bytes()))
+                .collect(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn collects_up_to_the_limit() {
+        let body = collect_limited(chunks(&["ab", "cd"]), 4)
+            .await
+            .expect("fits");
+        assert_eq!(body, "abcd");
+    }
+
+    #[tokio::test]
+    async fn refuses_past_the_limit() {
+        let error = collect_limited(chunks(&["ab", "cde"]), 4)
+            .await
+            .expect_err("too long");
+        assert!(matches!(error, CollectError::TooLarge { limit: 4 }));
+    }
+
+    #[test]
+    fn the_future_is_send() {
+        fn is_send<T: Send>(_: &T) {}
+        is_send(&collect_limited(empty(), 1));
+    }
+}

@@ -133,3 +133,21 @@ fn request_host<B>(request: &Request<B>) -> String {
         })
         .unwrap_or_default()
 }
+
+/// Handlers run on a multi-threaded runtime, so the pipeline's futures must be `Send`.
+/// Asserted here so that a non-`Send` pipeline fails to compile at this line rather
+/// than as a missing `into_owned` in the listener. (A known trap:
+/// `http_body_util::Limited` over a boxed body is not provably `Send`; use
+/// [`crate::body::collect_limited`].)
+#[allow(dead_code)]
+fn pipeline_futures_are_send(
+    state: &Arc<AppState>,
+    ctx: &RequestContext,
+    requests: [Request<RelayBody>; 3],
+) {
+    fn is_send<T: Send>(_: &T) {}
+    let [capabilities, pair, mte] = requests;
+    is_send(&pipeline::capabilities(state, ctx, capabilities));
+    is_send(&pipeline::pair(state, ctx, pair));
+    is_send(&pipeline::handle_mte(state, ctx, mte));
+}
