@@ -2,9 +2,11 @@
 
 pub mod body;
 pub mod config;
+pub mod demo;
 pub mod pipeline;
 pub mod response;
 pub mod server;
 pub mod state;
+pub mod store;
 pub mod telemetry;
 pub mod upstream;

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, DomainConfig};
+use crate::pipeline::MteState;
+use crate::store::MemoryPairStore;
 use crate::telemetry::RequestTimings;
 use crate::upstream::UpstreamClient;
 
@@ -20,12 +22,16 @@ pub struct AppState {
     pub mte_permits: Arc<Semaphore>,
     /// `MAX_CONCURRENT_PAIRINGS` permits, for the pairing handler.
     pub pairing_permits: Arc<Semaphore>,
+    /// Pair store and client id authorities.
+    pub mte: MteState,
 }
 
 impl AppState {
     pub fn new(config: Config) -> Self {
         let upstream = UpstreamClient::new(&config.timeouts, &config.upstream_tls);
+        let mte = MteState::new(&config, Arc::new(MemoryPairStore::new()));
         AppState {
+            mte,
             mte_permits: Arc::new(Semaphore::new(config.pool_size)),
             pairing_permits: Arc::new(Semaphore::new(config.pairing.max_concurrent_pairings)),
             upstream,

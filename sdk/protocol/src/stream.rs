@@ -289,10 +289,11 @@ impl BodyDecoder {
         if !well_formed {
             return Err(BodyError::Malformed);
         }
-        if let Some(limit) = self.limit {
-            if self.mode == Mode::Mke && self.total + plaintext_len as u64 > limit {
-                return Err(BodyError::TooLarge);
-            }
+        if let Some(limit) = self.limit
+            && self.mode == Mode::Mke
+            && self.total + plaintext_len as u64 > limit
+        {
+            return Err(BodyError::TooLarge);
         }
         Ok((sealed_len, last))
     }

@@ -1,0 +1,287 @@
+//! One MTE request: verify, open, forward, seal.
+//!
+//! ```text
+//! relay header -> client id -> pair lookup -> replay check (read-only)
+//!   -> message keys -> open head -> commit sequence (atomic) -> route check
+//!   -> upstream request (body opened record by record) -> seal response head and body
+//! ```
+//!
+//! Nothing reaches the upstream before the head has authenticated, and the sequence
+//! number is recorded only then, so forged requests cannot burn a client's numbers.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, Limited};
+use mte_relay_protocol::head::{HeaderField, RequestHead, ResponseHead};
+use mte_relay_protocol::header::{HEAD_HEADER, Mode, RELAY_HEADER, RelayHeader};
+use mte_relay_protocol::message::RequestContext as MessageContext;
+use mte_relay_protocol::padding::MTE_MAX_MESSAGE;
+use mte_relay_protocol::registry::ErrorReason;
+use mte_relay_protocol::rng::os_rng;
+
+use super::streams::{DecodeFailure, DecryptingBody, EncryptingBody};
+use super::{protocol_domain, unix_now};
+use crate::body::{BoxError, RelayBody, boxed, empty};
+use crate::response::registry_error;
+use crate::server::local;
+use crate::state::{AppState, RequestContext};
+use crate::store::Lookup;
+
+/// The route answered by the relay itself, also through MTE.
+const ECHO_ROUTE: &str = "/api/mte-echo";
+
+/// Why the relay refused the request, with a message safe to show the client.
+struct Refusal {
+    reason: ErrorReason,
+    message: Cow<'static, str>,
+}
+
+fn refuse(reason: ErrorReason, message: impl Into<Cow<'static, str>>) -> Refusal {
+    Refusal {
+        reason,
+        message: message.into(),
+    }
+}
+
+pub async fn handle(
+    state: &Arc<AppState>,
+    ctx: &RequestContext,
+    request: Request<RelayBody>,
+) -> Response<RelayBody> {
+    match decode_and_forward(state, ctx, request).await {
+        Ok(response) => response,
+        Err(refusal) => registry_error(refusal.reason, refusal.message),
+    }
+}
+
+async fn decode_and_forward(
+    state: &Arc<AppState>,
+    ctx: &RequestContext,
+    request: Request<RelayBody>,
+) -> Result<Response<RelayBody>, Refusal> {
+    let (parts, body) = request.into_parts();
+    let header = parts.headers.get(RELAY_HEADER).ok_or_else(|| {
+        refuse(
+            ErrorReason::RelayHeaderMissing,
+            "x-mte-relay header missing",
+        )
+    })?;
+    let header = RelayHeader::parse(header.as_bytes())
+        .map_err(|error| refuse(error.reason(), error.to_string()))?;
+
+    let domain = protocol_domain(&ctx.host);
+    let now = unix_now();
+    state
+        .mte
+        .authority(&ctx.domain)
+        .verify(&domain, header.client_id.as_bytes(), now)
+        .map_err(|error| refuse(error.reason(), error.to_string()))?;
+
+    let record = match state.mte.store.load(header.pair_id, now).await {
+        Ok(Lookup::Found(record)) if record.client_id == header.client_id => record,
+        Ok(Lookup::Found(_) | Lookup::Missing) => {
+            return Err(refuse(
+                ErrorReason::PairUnknown,
+                "no such pair for this client",
+            ));
+        }
+        Ok(Lookup::Expired) => {
+            return Err(refuse(ErrorReason::PairExpired, "the pair has expired"));
+        }
+        Err(error) => {
+            tracing::error!(%error, "pair store lookup failed");
+            return Err(refuse(ErrorReason::Internal, "pair store unavailable"));
+        }
+    };
+    record
+        .window
+        .check(header.seq)
+        .map_err(|error| refuse(ErrorReason::Replay, error.to_string()))?;
+
+    let head_value = parts.headers.get(HEAD_HEADER).ok_or_else(|| {
+        refuse(
+            ErrorReason::RelayHeaderMalformed,
+            "x-mte-relay-head header missing",
+        )
+    })?;
+    if head_value.len() > state.config.limits.max_head_bytes {
+        return Err(refuse(
+            ErrorReason::HeadTooLarge,
+            "encrypted header block exceeds the limit",
+        ));
+    }
+    let started = Instant::now();
+    let (secret, advanced_ratchet) = record
+        .keys
+        .message_secret(header.mode, header.seq)
+        .map_err(|error| refuse(ErrorReason::DecodeFailed, error.to_string()))?;
+    let message = MessageContext::new(secret, &header, parts.method.as_str(), &domain);
+    let head = message
+        .open_head(head_value.as_bytes())
+        .map_err(|error| refuse(error.reason(), error.to_string()))?;
+    ctx.timings.add_decode(started.elapsed());
+
+    state
+        .mte
+        .store
+        .commit(header.pair_id, header.seq, advanced_ratchet)
+        .await
+        .map_err(|error| refuse(error.reason(), error.to_string()))?;
+
+    let path_only = head.path.split('?').next().unwrap_or("/");
+    if path_only == ECHO_ROUTE {
+        let query = head.path.split_once('?').map(|(_, query)| query);
+        let echoed = local::echo(query).map(|body| body);
+        return seal_response(&message, &parts.method, header.mode, echoed, ctx).await;
+    }
+    if !ctx.domain.mte_routes.is_empty() && !ctx.domain.mte_routes.matches(path_only) {
+        return Err(refuse(
+            ErrorReason::RouteNotFound,
+            "this path is not an allowed MTE route",
+        ));
+    }
+
+    let failure = DecodeFailure::default();
+    let upstream_body = if message.has_body() {
+        let decoder = message.body_decoder(Some(state.config.limits.max_body_bytes));
+        boxed(DecryptingBody::new(
+            body,
+            decoder,
+            failure.clone(),
+            ctx.timings.clone(),
+        ))
+    } else {
+        empty()
+    };
+    let upstream_request = upstream_request(&parts.method, &head, upstream_body)?;
+    let upstream = state.upstream.send(ctx, upstream_request).await;
+    if let Some(error) = failure.get() {
+        // The upstream request was aborted because the client's body failed to open.
+        return Err(refuse(error.reason(), format!("request body: {error}")));
+    }
+    let response = upstream.map_err(|error| refuse(error.reason(), error.client_message()))?;
+    seal_response(&message, &parts.method, header.mode, response, ctx).await
+}
+
+/// The request the upstream sees: the decrypted target and end-to-end headers.
+fn upstream_request(
+    method: &Method,
+    head: &RequestHead,
+    body: RelayBody,
+) -> Result<Request<RelayBody>, Refusal> {
+    let target = PathAndQuery::try_from(head.path.as_str()).map_err(|_| {
+        refuse(
+            ErrorReason::DecodeFailed,
+            "decrypted path is not a valid target",
+        )
+    })?;
+    let mut request = Request::new(body);
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = http::Uri::from(target);
+    let headers = request.headers_mut();
+    for field in &head.headers {
+        let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| {
+            refuse(
+                ErrorReason::DecodeFailed,
+                "decrypted header name is invalid",
+            )
+        })?;
+        // The upstream client sets these from the upstream URL and the body it sends.
+        if name == HOST || name == CONTENT_LENGTH {
+            continue;
+        }
+        let value = HeaderValue::from_bytes(&field.value).map_err(|_| {
+            refuse(
+                ErrorReason::DecodeFailed,
+                "decrypted header value is invalid",
+            )
+        })?;
+        headers.append(name, value);
+    }
+    Ok(request)
+}
+
+/// Seals a response for the client: status in the clear (authenticated), headers in the
+/// head block, body record by record as the upstream yields it.
+async fn seal_response<B>(
+    message: &MessageContext,
+    method: &Method,
+    mode: Mode,
+    response: Response<B>,
+    ctx: &RequestContext,
+) -> Result<Response<RelayBody>, Refusal>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    let status = response.status();
+    let has_body = !(method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || status.is_informational());
+    let (parts, body) = response.into_parts();
+
+    // MTE responses are one padded message: read it (bounded by the cap) before
+    // committing to a status, so an oversized one becomes a clean registry error.
+    let body: RelayBody = if has_body && mode == Mode::Mte {
+        let whole = Limited::new(body, MTE_MAX_MESSAGE)
+            .collect()
+            .await
+            .map_err(|_| {
+                refuse(
+                    ErrorReason::BodyTooLarge,
+                    "upstream response exceeds the MTE message cap",
+                )
+            })?;
+        boxed(Full::new(whole.to_bytes()))
+    } else {
+        boxed(body)
+    };
+
+    let head = ResponseHead {
+        headers: parts
+            .headers
+            .iter()
+            .filter(|(name, _)| **name != CONTENT_LENGTH)
+            .map(|(name, value)| HeaderField::new(name.as_str(), value.as_bytes()))
+            .collect(),
+    };
+    let started = Instant::now();
+    let sealer = message.response_sealer(&mut os_rng(), status.as_u16(), has_body);
+    let head_value = sealer
+        .seal_head(&head)
+        .map_err(|error| refuse(ErrorReason::Internal, format!("response head: {error}")))?;
+    ctx.timings.add_encode(started.elapsed());
+    let head_value = HeaderValue::from_str(&head_value).map_err(|_| {
+        refuse(
+            ErrorReason::Internal,
+            "response head block is not a header value",
+        )
+    })?;
+
+    let mut sealed = Response::new(if has_body {
+        boxed(EncryptingBody::new(
+            body,
+            sealer.body_encoder(),
+            ctx.timings.clone(),
+        ))
+    } else {
+        empty()
+    });
+    *sealed.status_mut() = status;
+    sealed.headers_mut().insert(HEAD_HEADER, head_value);
+    if has_body {
+        sealed.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+    }
+    Ok(sealed)
+}
