@@ -9,7 +9,9 @@ mod streams;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{Request, Response};
+use http_body_util::BodyExt;
 use mte_relay_protocol::client_id::ClientIdAuthority;
 use mte_relay_protocol::secret::SecretBytes;
 
@@ -110,6 +112,30 @@ pub fn protocol_domain(host: &str) -> String {
         host.rsplit_once(':').map_or(host, |(name, _)| name)
     };
     without_port.to_ascii_lowercase()
+}
+
+/// Why [`read_bounded`] stopped.
+pub(crate) enum ReadError {
+    /// The body is longer than the limit.
+    TooLarge,
+    /// The body failed while streaming.
+    Failed,
+}
+
+/// Reads a whole body of at most `limit` bytes. Only for bodies the protocol bounds
+/// (pairing documents, MTE messages); everything else streams.
+pub(crate) async fn read_bounded(mut body: RelayBody, limit: usize) -> Result<Bytes, ReadError> {
+    let mut whole = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ReadError::Failed)?;
+        if let Some(data) = frame.data_ref() {
+            if whole.len() + data.len() > limit {
+                return Err(ReadError::TooLarge);
+            }
+            whole.extend_from_slice(data);
+        }
+    }
+    Ok(Bytes::from(whole))
 }
 
 /// Seconds since the Unix epoch.

@@ -7,13 +7,12 @@
 use std::sync::Arc;
 
 use http::{Request, Response};
-use http_body_util::{BodyExt, Limited};
 use mte_relay_protocol::pairing::{PairingRequest, PairingResponse, PairingScope, accept_offer};
 use mte_relay_protocol::registry::ErrorReason;
 use mte_relay_protocol::replay::ReplayWindow;
 use mte_relay_protocol::rng::os_rng;
 
-use super::{protocol_domain, unix_now};
+use super::{ReadError, protocol_domain, read_bounded, unix_now};
 use crate::body::RelayBody;
 use crate::response::{self, registry_error};
 use crate::state::{AppState, RequestContext};
@@ -35,13 +34,16 @@ pub async fn serve(
     };
     let settings = state.config.pairing;
     let max_body = settings.max_pairs_per_batch * MAX_OFFER_JSON + 1024;
-    let body = match Limited::new(request.into_body(), max_body).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
+    let body = match read_bounded(request.into_body(), max_body).await {
+        Ok(body) => body,
+        Err(ReadError::TooLarge) => {
             return registry_error(
                 ErrorReason::PairingLimit,
                 format!("pairing document exceeds {max_body} bytes"),
             );
+        }
+        Err(ReadError::Failed) => {
+            return registry_error(ErrorReason::PairingMalformed, "pairing document ended early");
         }
     };
     let batch = match PairingRequest::parse(&body, settings.max_pairs_per_batch) {

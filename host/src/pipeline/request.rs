@@ -13,12 +13,9 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode};
-use http_body::Body;
-use http_body_util::{BodyExt, Full, Limited};
 use mte_relay_protocol::head::{HeaderField, RequestHead, ResponseHead};
 use mte_relay_protocol::header::{HEAD_HEADER, Mode, RELAY_HEADER, RelayHeader};
 use mte_relay_protocol::message::RequestContext as MessageContext;
@@ -27,8 +24,8 @@ use mte_relay_protocol::registry::ErrorReason;
 use mte_relay_protocol::rng::os_rng;
 
 use super::streams::{DecodeFailure, DecryptingBody, EncryptingBody};
-use super::{protocol_domain, unix_now};
-use crate::body::{BoxError, RelayBody, boxed, empty};
+use super::{ReadError, protocol_domain, read_bounded, unix_now};
+use crate::body::{RelayBody, boxed, empty, full};
 use crate::response::registry_error;
 use crate::server::local;
 use crate::state::{AppState, RequestContext};
@@ -138,7 +135,7 @@ async fn decode_and_forward(
     let path_only = head.path.split('?').next().unwrap_or("/");
     if path_only == ECHO_ROUTE {
         let query = head.path.split_once('?').map(|(_, query)| query);
-        let echoed = local::echo(query).map(|body| body);
+        let echoed = local::echo(query);
         return seal_response(&message, &parts.method, header.mode, echoed, ctx).await;
     }
     if !ctx.domain.mte_routes.is_empty() && !ctx.domain.mte_routes.matches(path_only) {
@@ -167,7 +164,7 @@ async fn decode_and_forward(
         return Err(refuse(error.reason(), format!("request body: {error}")));
     }
     let response = upstream.map_err(|error| refuse(error.reason(), error.client_message()))?;
-    seal_response(&message, &parts.method, header.mode, response, ctx).await
+    seal_response(&message, &parts.method, header.mode, response.map(boxed), ctx).await
 }
 
 /// The request the upstream sees: the decrypted target and end-to-end headers.
@@ -210,17 +207,13 @@ fn upstream_request(
 
 /// Seals a response for the client: status in the clear (authenticated), headers in the
 /// head block, body record by record as the upstream yields it.
-async fn seal_response<B>(
+async fn seal_response(
     message: &MessageContext,
     method: &Method,
     mode: Mode,
-    response: Response<B>,
+    response: Response<RelayBody>,
     ctx: &RequestContext,
-) -> Result<Response<RelayBody>, Refusal>
-where
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<BoxError>,
-{
+) -> Result<Response<RelayBody>, Refusal> {
     let status = response.status();
     let has_body = !(method == Method::HEAD
         || status == StatusCode::NO_CONTENT
@@ -230,19 +223,24 @@ where
 
     // MTE responses are one padded message: read it (bounded by the cap) before
     // committing to a status, so an oversized one becomes a clean registry error.
-    let body: RelayBody = if has_body && mode == Mode::Mte {
-        let whole = Limited::new(body, MTE_MAX_MESSAGE)
-            .collect()
-            .await
-            .map_err(|_| {
-                refuse(
+    let body = if has_body && mode == Mode::Mte {
+        match read_bounded(body, MTE_MAX_MESSAGE).await {
+            Ok(whole) => full(whole),
+            Err(ReadError::TooLarge) => {
+                return Err(refuse(
                     ErrorReason::BodyTooLarge,
                     "upstream response exceeds the MTE message cap",
-                )
-            })?;
-        boxed(Full::new(whole.to_bytes()))
+                ));
+            }
+            Err(ReadError::Failed) => {
+                return Err(refuse(
+                    ErrorReason::UpstreamFailed,
+                    "upstream response body failed",
+                ));
+            }
+        }
     } else {
-        boxed(body)
+        body
     };
 
     let head = ResponseHead {
