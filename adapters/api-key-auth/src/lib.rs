@@ -67,7 +67,10 @@ impl ApiKeyAuth {
                 .ok()
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
                 .ok_or_else(|| {
-                    format!("invalid config: key `{}`: sha256 must be 64 hex digits", entry.label)
+                    format!(
+                        "invalid config: key `{}`: sha256 must be 64 hex digits",
+                        entry.label
+                    )
                 })?;
             keys.push((entry.label, bytes));
         }
@@ -81,7 +84,9 @@ impl ApiKeyAuth {
 
     /// The label of the key presented, checked in constant time over all keys.
     pub fn authenticate(&self, presented: Option<&str>) -> Result<&str, Refusal> {
-        let presented = presented.filter(|k| !k.is_empty()).ok_or(Refusal::Missing)?;
+        let presented = presented
+            .filter(|k| !k.is_empty())
+            .ok_or(Refusal::Missing)?;
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found: Option<&str> = None;
         for (label, hash) in &self.keys {
@@ -131,8 +136,10 @@ mod tests {
 
     fn config() -> String {
         let hash = hex::encode(Sha256::digest(b"secret-1"));
-        format!(r#"{{"keys":[{{"label":"acme","sha256":"{hash}"}},{{"label":"other","sha256":"{}"}}]}}"#,
-            hex::encode(Sha256::digest(b"secret-2")))
+        format!(
+            r#"{{"keys":[{{"label":"acme","sha256":"{hash}"}},{{"label":"other","sha256":"{}"}}]}}"#,
+            hex::encode(Sha256::digest(b"secret-2"))
+        )
     }
 
     #[test]

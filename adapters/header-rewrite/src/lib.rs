@@ -166,14 +166,23 @@ mod tests {
         let edits = edits_for(&rules, &req.headers, &req);
         assert_eq!(
             edits,
-            vec![HeaderEdit::remove("x-old"), HeaderEdit::append("x-new", "1")]
+            vec![
+                HeaderEdit::remove("x-old"),
+                HeaderEdit::append("x-new", "1")
+            ]
         );
     }
 
     #[test]
     fn rejects_unknown_placeholders_and_ops() {
-        assert!(HeaderRewrite::from_json(r#"{"request":[{"op":"set","name":"a","value":"{user}"}]}"#).is_err());
+        assert!(
+            HeaderRewrite::from_json(r#"{"request":[{"op":"set","name":"a","value":"{user}"}]}"#)
+                .is_err()
+        );
         assert!(HeaderRewrite::from_json(r#"{"request":[{"op":"copy","name":"a"}]}"#).is_err());
-        assert!(HeaderRewrite::from_json(r#"{"request":[{"op":"set","name":"a","value":"{domain}"}]}"#).is_ok());
+        assert!(
+            HeaderRewrite::from_json(r#"{"request":[{"op":"set","name":"a","value":"{domain}"}]}"#)
+                .is_ok()
+        );
     }
 }

@@ -10,7 +10,7 @@ use jwt_simple::prelude::*;
 use mte_relay_adapter::{Config, Filter, HeaderEdit, RequestAction, RequestInfo};
 use serde::Deserialize;
 
-type Claims = JWTClaims<serde_json::Map<String, serde_json::Value>>;
+type VerifiedClaims = JWTClaims<serde_json::Map<String, serde_json::Value>>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,7 +73,11 @@ impl Key {
         }
     }
 
-    fn verify(&self, token: &str, options: VerificationOptions) -> Result<Claims, jwt_simple::Error> {
+    fn verify(
+        &self,
+        token: &str,
+        options: VerificationOptions,
+    ) -> Result<VerifiedClaims, jwt_simple::Error> {
         let options = Some(options);
         match self {
             Key::Hs256(k) => k.verify_token(token, options),
@@ -147,10 +151,7 @@ impl JwtAuth {
 
     fn options(&self) -> VerificationOptions {
         VerificationOptions {
-            allowed_issuers: self
-                .issuer
-                .as_ref()
-                .map(|i| HashSet::from([i.clone()])),
+            allowed_issuers: self.issuer.as_ref().map(|i| HashSet::from([i.clone()])),
             allowed_audiences: (!self.audiences.is_empty())
                 .then(|| self.audiences.iter().cloned().collect()),
             time_tolerance: Some(Duration::from_secs(self.leeway.as_secs())),
@@ -159,7 +160,7 @@ impl JwtAuth {
     }
 
     /// Verify a compact token; `Err` carries a reason safe to show the client.
-    pub fn verify(&self, token: &str) -> Result<Claims, &'static str> {
+    pub fn verify(&self, token: &str) -> Result<VerifiedClaims, &'static str> {
         let metadata = Token::decode_metadata(token).map_err(|_| "malformed token")?;
         let candidates = self.keys.iter().filter(|(kid, key)| {
             key.alg() == metadata.algorithm()
@@ -186,7 +187,7 @@ impl JwtAuth {
     }
 
     /// Upstream headers for the configured claims present in `claims`.
-    pub fn forwarded(&self, claims: &Claims) -> Vec<HeaderEdit> {
+    pub fn forwarded(&self, claims: &VerifiedClaims) -> Vec<HeaderEdit> {
         self.forward_claims
             .iter()
             .filter_map(|(claim, header)| {
@@ -309,17 +310,28 @@ mod tests {
         let es = ES256KeyPair::generate();
         let es_pem = es.public_key().to_pem().unwrap();
         let token = es.sign(claims(Duration::from_mins(5))).unwrap();
-        let auth = JwtAuth::from_json(&config(&serde_json::json!([{"alg":"ES256","pem":es_pem}]).to_string())).unwrap();
+        let auth = JwtAuth::from_json(&config(
+            &serde_json::json!([{"alg":"ES256","pem":es_pem}]).to_string(),
+        ))
+        .unwrap();
         assert!(auth.verify(&token).is_ok());
 
         let rs = RS256KeyPair::generate(2048).unwrap();
         let rs_pem = rs.public_key().to_pem().unwrap();
         let token = rs.sign(claims(Duration::from_mins(5))).unwrap();
-        let auth = JwtAuth::from_json(&config(&serde_json::json!([{"alg":"RS256","pem":rs_pem}]).to_string())).unwrap();
+        let auth = JwtAuth::from_json(&config(
+            &serde_json::json!([{"alg":"RS256","pem":rs_pem}]).to_string(),
+        ))
+        .unwrap();
         assert!(auth.verify(&token).is_ok());
         // An HS256 token against an RS256-only configuration finds no key.
-        let hs = HS256Key::from_bytes(b"x").authenticate(claims(Duration::from_mins(5))).unwrap();
-        assert_eq!(auth.verify(&hs).unwrap_err(), "no key for the token's algorithm");
+        let hs = HS256Key::from_bytes(b"some-other-secret-of-decent-size")
+            .authenticate(claims(Duration::from_mins(5)))
+            .unwrap();
+        assert_eq!(
+            auth.verify(&hs).unwrap_err(),
+            "no key for the token's algorithm"
+        );
     }
 
     #[test]

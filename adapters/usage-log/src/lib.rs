@@ -80,7 +80,8 @@ impl Meter for UsageLog {
             }
             kv::increment(&format!("requests:{domain}"), totals.requests, None).map_err(kv_err)?;
             kv::increment(&format!("bytes_in:{domain}"), totals.bytes_in, None).map_err(kv_err)?;
-            kv::increment(&format!("bytes_out:{domain}"), totals.bytes_out, None).map_err(kv_err)?;
+            kv::increment(&format!("bytes_out:{domain}"), totals.bytes_out, None)
+                .map_err(kv_err)?;
             kv::increment(&format!("errors:{domain}"), totals.errors, None).map_err(kv_err)?;
         }
         Ok(())
@@ -89,8 +90,12 @@ impl Meter for UsageLog {
     fn on_tick(&mut self, now_ms: u64) -> Result<(), String> {
         for domain in domains()? {
             let get = |what: &str| kv::get_counter(&format!("{what}:{domain}")).map_err(kv_err);
-            let (requests, bytes_in, bytes_out, errors) =
-                (get("requests")?, get("bytes_in")?, get("bytes_out")?, get("errors")?);
+            let (requests, bytes_in, bytes_out, errors) = (
+                get("requests")?,
+                get("bytes_in")?,
+                get("bytes_out")?,
+                get("errors")?,
+            );
             mte_relay_adapter::info!(
                 "usage domain={domain} requests={requests} bytes_in={bytes_in} bytes_out={bytes_out} errors={errors} at_ms={now_ms}"
             );

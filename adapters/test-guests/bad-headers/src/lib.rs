@@ -1,6 +1,8 @@
 //! Returns the invalid output named by the path; `/ok` returns a valid edit.
 
-use mte_relay_adapter::{Config, Filter, Header, HeaderEdit, RequestAction, RequestInfo, ResponseInfo};
+use mte_relay_adapter::{
+    Config, Filter, Header, HeaderEdit, RequestAction, RequestInfo, ResponseInfo,
+};
 
 struct BadHeaders;
 

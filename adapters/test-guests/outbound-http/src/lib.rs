@@ -17,7 +17,11 @@ fn fetch(url: &str) -> Result<u16, String> {
     };
     let request = OutgoingRequest::new(Fields::new());
     request
-        .set_scheme(Some(&if scheme == "https" { Scheme::Https } else { Scheme::Http }))
+        .set_scheme(Some(&if scheme == "https" {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        }))
         .map_err(|()| "scheme refused".to_string())?;
     request
         .set_authority(Some(authority))

@@ -1,0 +1,476 @@
+//! One compiled version of one adapter: its `InstancePre`, its pool of warm
+//! instances, and the guarded hook call (deadline, memory cap, failure
+//! classification, policy, breaker).
+
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wasmtime::component::Component;
+use wasmtime::{Store, Trap, WasmBacktrace};
+
+use crate::bindings::filter::{Filter, FilterPre};
+use crate::bindings::meter::{Meter, MeterPre};
+use crate::bindings::types as wit;
+use crate::config::{AdapterSpec, FailurePolicy, InstanceReuse};
+use crate::edits::{HeaderEdit, LocalReply, validate_edits, validate_local_response};
+use crate::engine::AdapterEngine;
+use crate::error::{Disposition, FailureKind, Hook, HookError, LoadError};
+use crate::health::{Health, Tripped};
+use crate::host_log::LogLimiter;
+use crate::host_state::{AdapterIdentity, HostState};
+use crate::kv::KvStore;
+use crate::outbound::OutboundPolicy;
+use crate::stats::AdapterStats;
+
+/// The world a component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum World {
+    Filter,
+    Meter,
+}
+
+impl World {
+    pub fn default_policy(self) -> FailurePolicy {
+        match self {
+            World::Filter => FailurePolicy::Closed,
+            World::Meter => FailurePolicy::Open,
+        }
+    }
+}
+
+enum Pre {
+    Filter(FilterPre<HostState>),
+    Meter(MeterPre<HostState>),
+}
+
+enum Bound {
+    Filter(Filter),
+    Meter(Meter),
+}
+
+struct Warm {
+    store: Store<HostState>,
+    bound: Bound,
+}
+
+/// What a successful `on-request` asked for, validated.
+pub(crate) enum RequestAction {
+    Continue(Vec<HeaderEdit>),
+    Respond(LocalReply),
+}
+
+/// Slack on top of the epoch deadline for the wall-clock guard, which only
+/// matters when the guest is parked in a host call (outbound HTTP, kv backend).
+const WALL_CLOCK_SLACK: Duration = Duration::from_millis(20);
+/// `init` may build tables or parse keys; give it at least this long.
+const MIN_INIT_DEADLINE: Duration = Duration::from_secs(1);
+
+pub(crate) struct AdapterVersion {
+    pub spec: AdapterSpec,
+    pub world: World,
+    pub policy: FailurePolicy,
+    pub fingerprint: u64,
+    identity: Arc<AdapterIdentity>,
+    pre: Pre,
+    allowed_hosts: Arc<[String]>,
+    pool: Mutex<Vec<Warm>>,
+    health: Health,
+    stats: Arc<AdapterStats>,
+    epoch_ticks: u64,
+    init_ticks: u64,
+}
+
+/// Content fingerprint of a component file: cheap change detection and a
+/// version label for logs.
+pub(crate) fn fingerprint(bytes: &[u8]) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
+pub(crate) fn read_component(spec: &AdapterSpec) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(&spec.path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            LoadError::MissingFile {
+                adapter: spec.name.clone(),
+                path: spec.path.clone(),
+            }
+        } else {
+            LoadError::Unreadable {
+                adapter: spec.name.clone(),
+                path: spec.path.clone(),
+                reason: e.to_string(),
+            }
+        }
+    })
+}
+
+impl AdapterVersion {
+    /// Compile, type-check against the known worlds, and create one instance
+    /// (running `init`) so a broken version is refused before it serves.
+    pub async fn load(
+        engine: &Arc<AdapterEngine>,
+        spec: AdapterSpec,
+        bytes: Vec<u8>,
+        kv: Arc<dyn KvStore>,
+        stats: Arc<AdapterStats>,
+    ) -> Result<Arc<Self>, LoadError> {
+        if spec.memory_cap_bytes > engine.options.max_memory_bytes {
+            return Err(LoadError::Config(crate::error::ConfigError::Field {
+                adapter: spec.name.clone(),
+                field: "memory_mb",
+                reason: format!(
+                    "exceeds the engine's limit of {} MiB",
+                    engine.options.max_memory_bytes >> 20
+                ),
+            }));
+        }
+        let fingerprint = fingerprint(&bytes);
+        let compile_engine = engine.engine.clone();
+        let component =
+            tokio::task::spawn_blocking(move || Component::new(&compile_engine, &bytes))
+                .await
+                .map_err(|e| LoadError::Engine(format!("compile task: {e}")))?
+                .map_err(|e| LoadError::Compile {
+                    adapter: spec.name.clone(),
+                    path: spec.path.clone(),
+                    reason: format!("{e:#}"),
+                })?;
+        let unknown = |reason: String| LoadError::UnknownWorld {
+            adapter: spec.name.clone(),
+            reason,
+        };
+        let instance_pre = engine
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| unknown(format!("{e:#}")))?;
+        let (pre, world) = match FilterPre::new(instance_pre.clone()) {
+            Ok(pre) => (Pre::Filter(pre), World::Filter),
+            Err(filter_err) => match MeterPre::new(instance_pre) {
+                Ok(pre) => (Pre::Meter(pre), World::Meter),
+                Err(meter_err) => {
+                    return Err(unknown(format!(
+                        "as filter: {filter_err:#}; as meter: {meter_err:#}"
+                    )));
+                }
+            },
+        };
+        let policy = spec.failure_policy.unwrap_or(world.default_policy());
+        let version = format!("{:012x}", fingerprint >> 16);
+        let identity = Arc::new(AdapterIdentity {
+            name: spec.name.clone(),
+            version,
+            kv,
+            log: LogLimiter::new(),
+        });
+        let this = Arc::new(Self {
+            world,
+            policy,
+            fingerprint,
+            identity,
+            pre,
+            allowed_hosts: spec.allowed_hosts.clone().into(),
+            pool: Mutex::new(Vec::new()),
+            health: Health::new(policy, spec.breaker_threshold, spec.breaker_cooldown),
+            epoch_ticks: engine.ticks_for(spec.deadline),
+            init_ticks: engine.ticks_for(spec.deadline.max(MIN_INIT_DEADLINE)),
+            stats,
+            spec,
+        });
+        let warm = this
+            .instantiate(engine)
+            .await
+            .map_err(|source| LoadError::Init {
+                adapter: this.spec.name.clone(),
+                source,
+            })?;
+        this.check_in(warm);
+        Ok(this)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn version(&self) -> &str {
+        &self.identity.version
+    }
+
+    pub async fn on_request(
+        &self,
+        engine: &Arc<AdapterEngine>,
+        request: &wit::RequestInfo,
+    ) -> Result<RequestAction, HookError> {
+        let hook = Hook::OnRequest;
+        let mut warm = self.check_out(engine, hook).await?;
+        let outcome = match &warm.bound {
+            Bound::Filter(f) => {
+                let call = f.call_on_request(&mut warm.store, request);
+                tokio::time::timeout(self.wall_clock(), call).await
+            }
+            Bound::Meter(_) => return Err(self.wrong_world(hook)),
+        };
+        let action = self.settle(hook, warm, outcome)?;
+        let validated = match action {
+            wit::RequestAction::Continue(edits) => {
+                validate_edits(edits).map(RequestAction::Continue)
+            }
+            wit::RequestAction::Respond(response) => {
+                validate_local_response(self.name(), response).map(RequestAction::Respond)
+            }
+        };
+        validated.map_err(|why| self.fail(hook, FailureKind::BadOutput(why), None))
+    }
+
+    pub async fn on_response(
+        &self,
+        engine: &Arc<AdapterEngine>,
+        request: &wit::RequestInfo,
+        response: &wit::ResponseInfo,
+    ) -> Result<Vec<HeaderEdit>, HookError> {
+        let hook = Hook::OnResponse;
+        let mut warm = self.check_out(engine, hook).await?;
+        let outcome = match &warm.bound {
+            Bound::Filter(f) => {
+                let call = f.call_on_response(&mut warm.store, request, response);
+                tokio::time::timeout(self.wall_clock(), call).await
+            }
+            Bound::Meter(_) => return Err(self.wrong_world(hook)),
+        };
+        let edits = self.settle(hook, warm, outcome)?;
+        validate_edits(edits).map_err(|why| self.fail(hook, FailureKind::BadOutput(why), None))
+    }
+
+    pub async fn on_usage(
+        &self,
+        engine: &Arc<AdapterEngine>,
+        batch: &[wit::UsageRecord],
+    ) -> Result<(), HookError> {
+        let hook = Hook::OnUsage;
+        let mut warm = self.check_out(engine, hook).await?;
+        let outcome = match &warm.bound {
+            Bound::Meter(m) => {
+                let call = m.call_on_usage(&mut warm.store, batch);
+                tokio::time::timeout(self.wall_clock(), call).await
+            }
+            Bound::Filter(_) => return Err(self.wrong_world(hook)),
+        };
+        self.settle(hook, warm, outcome)
+    }
+
+    pub async fn on_tick(&self, engine: &Arc<AdapterEngine>, now_ms: u64) -> Result<(), HookError> {
+        let hook = Hook::OnTick;
+        let mut warm = self.check_out(engine, hook).await?;
+        let outcome = match &warm.bound {
+            Bound::Meter(m) => {
+                let call = m.call_on_tick(&mut warm.store, now_ms);
+                tokio::time::timeout(self.wall_clock(), call).await
+            }
+            Bound::Filter(_) => return Err(self.wrong_world(hook)),
+        };
+        self.settle(hook, warm, outcome)
+    }
+
+    fn wall_clock(&self) -> Duration {
+        self.spec.deadline + WALL_CLOCK_SLACK
+    }
+
+    fn wrong_world(&self, hook: Hook) -> HookError {
+        self.fail(
+            hook,
+            FailureKind::BadOutput(format!("{hook} called on a {:?} adapter", self.world)),
+            None,
+        )
+    }
+
+    /// A warm instance, or a new one; armed with this call's deadline.
+    async fn check_out(&self, engine: &Arc<AdapterEngine>, hook: Hook) -> Result<Warm, HookError> {
+        self.stats.call();
+        if let Err(why) = self.health.admit() {
+            return Err(self.fail(hook, FailureKind::Unavailable(why), None));
+        }
+        let pooled = match self.spec.instance_reuse {
+            InstanceReuse::Pooled => self.pool.lock().ok().and_then(|mut p| p.pop()),
+            InstanceReuse::Fresh => None,
+        };
+        let mut warm = match pooled {
+            Some(warm) => warm,
+            None => self.instantiate(engine).await.map_err(|mut e| {
+                e.hook = hook;
+                e
+            })?,
+        };
+        warm.store.data_mut().memory.exceeded = false;
+        warm.store.set_epoch_deadline(self.epoch_ticks);
+        Ok(warm)
+    }
+
+    fn check_in(&self, warm: Warm) {
+        if self.spec.instance_reuse == InstanceReuse::Fresh {
+            return;
+        }
+        if let Ok(mut pool) = self.pool.lock()
+            && pool.len() < self.spec.max_warm
+        {
+            pool.push(warm);
+        }
+    }
+
+    /// New store + instance + `init(config)`. Failures are reported as
+    /// `Instantiate` (or the trap class that caused them) under the `init` hook.
+    async fn instantiate(&self, engine: &Arc<AdapterEngine>) -> Result<Warm, HookError> {
+        self.stats.instance_created();
+        let hook = Hook::Init;
+        let cap = usize::try_from(self.spec.memory_cap_bytes).unwrap_or(usize::MAX);
+        let outbound = OutboundPolicy::new(Arc::from(self.name()), self.allowed_hosts.clone());
+        let mut store = Store::new(
+            &engine.engine,
+            HostState::new(self.identity.clone(), cap, outbound),
+        );
+        store.limiter(|state| &mut state.memory);
+        store.set_epoch_deadline(self.init_ticks);
+        let deadline = self.spec.deadline.max(MIN_INIT_DEADLINE) + WALL_CLOCK_SLACK;
+        let config = self.spec.config.as_str();
+        let outcome = tokio::time::timeout(deadline, async {
+            let bound = match &self.pre {
+                Pre::Filter(pre) => Bound::Filter(pre.instantiate_async(&mut store).await?),
+                Pre::Meter(pre) => Bound::Meter(pre.instantiate_async(&mut store).await?),
+            };
+            let init = match &bound {
+                Bound::Filter(f) => f.call_init(&mut store, config).await?,
+                Bound::Meter(m) => m.call_init(&mut store, config).await?,
+            };
+            wasmtime::Result::Ok((bound, init))
+        })
+        .await;
+        match outcome {
+            Ok(Ok((bound, Ok(())))) => Ok(Warm { store, bound }),
+            Ok(Ok((_, Err(message)))) => Err(self.fail(
+                hook,
+                FailureKind::Instantiate(format!("init returned an error: {message}")),
+                None,
+            )),
+            Ok(Err(error)) => {
+                let (kind, backtrace) = self.classify(&store, &error, deadline);
+                let kind = match kind {
+                    FailureKind::Trap => FailureKind::Instantiate(format!("{error:#}")),
+                    other => other,
+                };
+                Err(self.fail(hook, kind, backtrace))
+            }
+            Err(_) => Err(self.fail(hook, FailureKind::Timeout(deadline), None)),
+        }
+    }
+
+    /// Turn a call's outcome into the hook's value or a classified failure; keep
+    /// the instance only when it is known to be healthy.
+    fn settle<R>(
+        &self,
+        hook: Hook,
+        warm: Warm,
+        outcome: Result<wasmtime::Result<Result<R, String>>, tokio::time::error::Elapsed>,
+    ) -> Result<R, HookError> {
+        match outcome {
+            Ok(Ok(Ok(value))) => {
+                self.check_in(warm);
+                self.health.record_success();
+                Ok(value)
+            }
+            Ok(Ok(Err(message))) => {
+                // The guest answered cleanly with an error: the instance is fine.
+                self.check_in(warm);
+                Err(self.fail(hook, FailureKind::GuestError(message), None))
+            }
+            Ok(Err(error)) => {
+                let (kind, backtrace) = self.classify(&warm.store, &error, self.spec.deadline);
+                drop(warm);
+                Err(self.fail(hook, kind, backtrace))
+            }
+            // Dropping the instance mid-call is the only safe option: its state is
+            // whatever the interrupted code left behind.
+            Err(_) => Err(self.fail(hook, FailureKind::Timeout(self.wall_clock()), None)),
+        }
+    }
+
+    fn classify(
+        &self,
+        store: &Store<HostState>,
+        error: &wasmtime::Error,
+        deadline: Duration,
+    ) -> (FailureKind, Option<String>) {
+        let backtrace = error
+            .downcast_ref::<WasmBacktrace>()
+            .map(|bt| format!("{bt}"))
+            .filter(|bt| !bt.trim().is_empty());
+        let kind = if store.data().memory.exceeded {
+            FailureKind::MemoryExceeded {
+                cap_bytes: self.spec.memory_cap_bytes,
+            }
+        } else if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            FailureKind::Timeout(deadline)
+        } else {
+            FailureKind::Trap
+        };
+        let backtrace = match (&kind, backtrace) {
+            (FailureKind::Trap, Some(bt)) => Some(format!("{error:#}\n{bt}")),
+            (FailureKind::Trap, None) => Some(format!("{error:#}")),
+            (_, bt) => bt,
+        };
+        (kind, backtrace)
+    }
+
+    /// Build the error, apply the policy and breaker, count and log it.
+    fn fail(&self, hook: Hook, kind: FailureKind, backtrace: Option<String>) -> HookError {
+        let unavailable = matches!(kind, FailureKind::Unavailable(_));
+        let disposition = match self.policy {
+            FailurePolicy::Open => Disposition::Proceed,
+            FailurePolicy::Closed | FailurePolicy::Reload => Disposition::Deny,
+        };
+        self.stats
+            .failure(disposition == Disposition::Proceed, unavailable);
+        let error = HookError {
+            adapter: self.name().to_owned(),
+            version: self.version().to_owned(),
+            hook,
+            kind,
+            disposition,
+            backtrace,
+        };
+        if unavailable {
+            tracing::debug!(adapter = %error.adapter, hook = %hook, "{error}");
+            return error;
+        }
+        tracing::error!(
+            adapter = %error.adapter,
+            version = %error.version,
+            hook = %hook,
+            failure = error.kind.token(),
+            disposition = ?disposition,
+            backtrace = error.backtrace.as_deref().unwrap_or(""),
+            "adapter failure: {}",
+            error.kind
+        );
+        if self.policy == FailurePolicy::Reload
+            && let Ok(mut pool) = self.pool.lock()
+        {
+            pool.clear();
+        }
+        match self.health.record_failure() {
+            Tripped::Nothing => {}
+            Tripped::Breaker(cooldown) => tracing::error!(
+                adapter = %error.adapter,
+                version = %error.version,
+                cooldown_ms = cooldown.as_millis() as u64,
+                "crash breaker open: adapter keeps failing, not calling it until the cooldown ends; last failure: {}",
+                error.kind
+            ),
+            Tripped::Backoff(backoff) => tracing::warn!(
+                adapter = %error.adapter,
+                backoff_ms = backoff.as_millis() as u64,
+                "reload policy: dropped warm instances; rebuilding after the backoff"
+            ),
+        }
+        error
+    }
+}
