@@ -1,6 +1,7 @@
 //! MTE Relay host: configuration, server, MTE pipeline, upstream client, pair store.
 
 pub mod body;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod pipeline;

@@ -40,6 +40,25 @@ enum Command {
     /// Prints the effective configuration with secrets redacted, then a one-line
     /// `export DOMAIN_MAP='...'` equivalent. Exits 0 when valid, 2 when not.
     CheckConfig,
+    /// Run the relay on localhost in front of a built-in demo API, and print how to
+    /// try it.
+    ///
+    /// The demo upstream answers /echo (JSON echo), /sse (Server-Sent Events),
+    /// /download?bytes=N, /upload (size and SHA-256 of the body) and /health. The
+    /// relay uses the in-memory pair store and a fresh random client id secret; the
+    /// environment is not read.
+    Demo {
+        /// Port of the relay on 127.0.0.1.
+        #[arg(long, default_value_t = mte_relay::cli::demo::DEFAULT_PORT)]
+        port: u16,
+    },
+    /// Send one request through a relay, encrypted, and print the decrypted response.
+    ///
+    /// Like curl: `mte-relay request [-X METHOD] [-H 'Name: value']... [-d DATA |
+    /// --data-binary @FILE | -d @-] [--mode mke|mte] [-i] [-o FILE] URL`. Any HTTP
+    /// status exits 0; a registry error from the relay exits 3 and any other failure
+    /// exits 1, each with a one-line reason on standard error.
+    Request(mte_relay::cli::request::RequestArgs),
     /// Print the version and exit.
     Version,
 }
@@ -55,6 +74,8 @@ fn main() -> ExitCode {
             Ok(loaded) => check_config(&loaded),
             Err(code) => code,
         },
+        Command::Demo { port } => report(demo(port)),
+        Command::Request(args) => mte_relay::cli::request::run(args),
         Command::Version => {
             println!("mte-relay {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -98,11 +119,37 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 
 fn serve(loaded: Loaded) -> anyhow::Result<()> {
     telemetry::init(&loaded.config.log)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    runtime()?.block_on(serve_until_signal(loaded, |_| {}))
+}
+
+fn demo(port: u16) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let upstream = mte_relay::cli::demo::start_upstream()
+            .await
+            .context("cannot start the demo upstream")?;
+        let loaded = mte_relay::cli::demo::config(upstream, port)
+            .map_err(|error| anyhow::anyhow!("demo configuration: {error}"))?;
+        telemetry::init(&loaded.config.log)?;
+        serve_until_signal(loaded, move |relay| {
+            println!("{}", mte_relay::cli::demo::banner(relay, upstream));
+        })
+        .await
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+        .context("cannot start the async runtime")
+}
+
+/// Serves until SIGTERM or SIGINT; `on_listening` runs once the address is bound.
+async fn serve_until_signal(
+    loaded: Loaded,
+    on_listening: impl FnOnce(std::net::SocketAddr),
+) -> anyhow::Result<()> {
+    {
         telemetry::log_startup(&loaded.config, &loaded.warnings);
         let state = Arc::new(AppState::new(loaded.config));
         let server = Server::bind(state.clone()).await.with_context(|| {
@@ -113,6 +160,7 @@ fn serve(loaded: Loaded) -> anyhow::Result<()> {
         })?;
         let address = server.local_addr()?;
         tracing::info!(address = %address, "listening");
+        on_listening(address);
         match server.run(shutdown_signal()).await {
             Drained::Cleanly => tracing::info!("stopped"),
             Drained::GraceExpired => {
@@ -120,7 +168,7 @@ fn serve(loaded: Loaded) -> anyhow::Result<()> {
             }
         }
         Ok(())
-    })
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT.

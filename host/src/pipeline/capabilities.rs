@@ -8,7 +8,7 @@ use mte_relay_protocol::capabilities::{Capabilities, Limits};
 use mte_relay_protocol::header::CLIENT_ID_HEADER;
 use mte_relay_protocol::rng::os_rng;
 
-use super::{MteState, protocol_domain, unix_now};
+use super::{protocol_domain, unix_now};
 use crate::body::{RelayBody, empty};
 use crate::response;
 use crate::state::{AppState, RequestContext};
@@ -18,10 +18,9 @@ pub async fn serve(
     ctx: &RequestContext,
     request: Request<RelayBody>,
 ) -> Response<RelayBody> {
-    let mte = &state.mte;
     let domain = protocol_domain(&ctx.host);
     let now = unix_now();
-    let authority = mte.authority(&ctx.domain);
+    let authority = state.mte.authority(&ctx.domain);
     let presented = request.headers().get(CLIENT_ID_HEADER);
 
     // A still-fresh id is handed back unchanged; one in the last quarter of its life
@@ -41,7 +40,7 @@ pub async fn serve(
         (id, now + authority.max_age_secs())
     });
 
-    let document = Capabilities::new(limits(state, mte), client_id.clone(), expires_at);
+    let document = Capabilities::new(limits(state), client_id.clone(), expires_at);
     let value = serde_json::to_value(&document).unwrap_or_default();
     let mut response = response::json(&value);
     if let Ok(header) = HeaderValue::from_str(&client_id) {
@@ -53,12 +52,16 @@ pub async fn serve(
     response
 }
 
-fn limits(state: &AppState, _mte: &MteState) -> Limits {
+/// The limits this relay enforces, which may be tighter than the protocol's.
+fn limits(state: &AppState) -> Limits {
     let pairing = &state.config.pairing;
-    Limits::new(
+    let mut limits = Limits::new(
         u32::try_from(pairing.max_pairs_per_batch).unwrap_or(u32::MAX),
         u32::try_from(pairing.max_pairs_per_client).unwrap_or(u32::MAX),
         pairing.pair_ttl.as_secs(),
         Some(state.config.limits.max_body_bytes),
-    )
+    );
+    let configured_head = u32::try_from(state.config.limits.max_head_bytes).unwrap_or(u32::MAX);
+    limits.max_head_block = limits.max_head_block.min(configured_head);
+    limits
 }

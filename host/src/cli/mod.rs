@@ -1,0 +1,4 @@
+//! Subcommands that act as a client or a demo, beside the relay itself.
+
+pub mod demo;
+pub mod request;
