@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use mte_relay_tests::WAIT;
 use mte_relay_tests::relay::{Relay, run, spawn};
-use mte_relay_tests::upstream::ClosedPort;
 
 use crate::support::CLIENT_ID_SECRET;
 
@@ -55,8 +54,9 @@ fn request_command_talks_to_the_demo() {
     assert_eq!(refused.status.code(), Some(1), "MTE cap is a local error: {}", refused.stderr);
     assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
 
-    let closed = ClosedPort::new();
-    let relay = Relay::start(&[("UPSTREAM", closed.url()), ("CLIENT_ID_SECRET", CLIENT_ID_SECRET)]);
+    // Nothing listens on a port that was free a moment ago.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let relay = Relay::start(&[("UPSTREAM", closed.as_str()), ("CLIENT_ID_SECRET", CLIENT_ID_SECRET)]);
     let unreachable = run(&["request", &format!("http://{}/echo", relay.addr())], &[]);
     assert_eq!(unreachable.status.code(), Some(3), "{}", unreachable.stderr);
     assert!(unreachable.stderr.contains("upstream-unreachable"), "{}", unreachable.stderr);
