@@ -2,5 +2,7 @@
 //! upstream servers, all over loopback sockets.
 
 mod cli;
+mod raw;
+mod refusals;
 mod round_trips;
 mod support;
