@@ -34,6 +34,25 @@ pub fn binary() -> PathBuf {
                 .arg("--manifest-path")
                 .arg(&manifest)
                 .env("CARGO_TARGET_DIR", &target_dir);
+            // Cargo gives a test process its package's variables (CARGO_MANIFEST_DIR,
+            // CARGO_PKG_*, ...). Some build scripts (ring's) track those, so passing
+            // them on would make the inner build redo them on every run.
+            for (name, _) in std::env::vars_os() {
+                let name = name.to_string_lossy();
+                let per_package = name.starts_with("CARGO_PKG_")
+                    || name.starts_with("CARGO_MANIFEST_")
+                    || name.starts_with("CARGO_BIN_")
+                    || matches!(
+                        name.as_ref(),
+                        "CARGO_CRATE_NAME"
+                            | "CARGO_PRIMARY_PACKAGE"
+                            | "CARGO_TARGET_TMPDIR"
+                            | "OUT_DIR"
+                    );
+                if per_package {
+                    build.env_remove(name.as_ref());
+                }
+            }
             if profile_dir
                 .file_name()
                 .is_some_and(|name| name == "release")

@@ -118,10 +118,34 @@ impl Drop for Upstream {
     }
 }
 
-/// A loopback address nothing listens on (bound, then released).
-pub async fn closed_port_url() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
-    drop(listener);
-    format!("http://{addr}")
+/// A loopback port that refuses connections: bound (so no one else gets it) but not
+/// listening. Keep it alive for as long as the relay may connect to it.
+pub struct ClosedPort {
+    _socket: tokio::net::TcpSocket,
+    url: String,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind");
+        let addr = socket.local_addr().expect("address");
+        ClosedPort {
+            _socket: socket,
+            url: format!("http://{addr}"),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, for `upstream` settings.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Default for ClosedPort {
+    fn default() -> Self {
+        ClosedPort::new()
+    }
 }

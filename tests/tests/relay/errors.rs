@@ -6,14 +6,14 @@ use bytes::Bytes;
 use http::Response;
 use mte_relay_tests::client::get;
 use mte_relay_tests::relay::Relay;
-use mte_relay_tests::upstream::{Upstream, closed_port_url, full};
+use mte_relay_tests::upstream::{ClosedPort, Upstream, full};
 
 use crate::support::{assert_registry_error, pass_all_map};
 
 #[tokio::test]
 async fn an_unreachable_upstream_is_502_upstream_unreachable() {
-    let closed = closed_port_url().await;
-    let relay = Relay::start(&[("DOMAIN_MAP", &pass_all_map("down.example", &closed))]);
+    let closed = ClosedPort::new();
+    let relay = Relay::start(&[("DOMAIN_MAP", &pass_all_map("down.example", closed.url()))]);
     let response = get(relay.addr(), "down.example", "/").await;
     assert_registry_error(response, 502, "upstream-unreachable").await;
 }
