@@ -160,7 +160,7 @@ pub enum LoadError {
     Init {
         adapter: String,
         #[source]
-        source: HookError,
+        source: Box<HookError>,
     },
     #[error("engine: {0}")]
     Engine(String),

@@ -183,7 +183,7 @@ impl AdapterVersion {
             .await
             .map_err(|source| LoadError::Init {
                 adapter: this.spec.name.clone(),
-                source,
+                source: Box::new(source),
             })?;
         this.check_in(warm);
         Ok(this)
