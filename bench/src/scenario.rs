@@ -1,0 +1,47 @@
+//! The four ways of sending the same request.
+
+use std::fmt;
+
+/// One way of sending the benchmark request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Scenario {
+    /// Plain HTTP straight to the upstream: the baseline.
+    Direct,
+    /// Plain HTTP to the relay on a pass-through route: the proxy's own cost.
+    Passthrough,
+    /// Through the relay, encrypted with the client SDK in MKE mode.
+    Mke,
+    /// Through the relay, encrypted with the client SDK in MTE mode.
+    Mte,
+}
+
+impl Scenario {
+    /// All scenarios in the order `compare` runs them (the baseline first).
+    pub const ALL: [Scenario; 4] = [
+        Scenario::Direct,
+        Scenario::Passthrough,
+        Scenario::Mke,
+        Scenario::Mte,
+    ];
+
+    /// The name used on the command line and in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Direct => "direct",
+            Scenario::Passthrough => "passthrough",
+            Scenario::Mke => "mke",
+            Scenario::Mte => "mte",
+        }
+    }
+
+    /// True when the scenario goes through the relay client SDK.
+    pub fn encrypted(self) -> bool {
+        matches!(self, Scenario::Mke | Scenario::Mte)
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
