@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use mte_relay_bench::relay::default_binary;
 use mte_relay_bench::target::loopback_origin;
-use mte_relay_bench::{BenchError, Bound, CompareOptions, Load, Scenario, compare, render_table, run_scenario};
+use mte_relay_bench::{
+    BenchError, Bound, CompareOptions, Load, Scenario, compare, render_table, run_scenario,
+};
 
 #[derive(Parser)]
 #[command(
@@ -52,10 +54,10 @@ enum Command {
 #[group(id = "bound", multiple = false)]
 struct BoundArgs {
     /// Seconds of load per scenario (default 10 unless --requests is given).
-    #[arg(long, group = "bound")]
+    #[arg(long)]
     duration: Option<f64>,
     /// Requests per scenario, instead of a duration.
-    #[arg(long, group = "bound")]
+    #[arg(long)]
     requests: Option<u64>,
 }
 
@@ -84,7 +86,11 @@ fn seconds(what: &str, value: f64) -> Result<Duration, BenchError> {
     Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| BenchError::Input(format!("{what} must be a positive number of seconds, got {value}")))
+        .ok_or_else(|| {
+            BenchError::Input(format!(
+                "{what} must be a positive number of seconds, got {value}"
+            ))
+        })
 }
 
 impl LoadArgs {
@@ -171,7 +177,10 @@ async fn execute(command: Command) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("mte-relay-bench: cannot start the runtime: {error}");
@@ -181,7 +190,9 @@ fn main() -> ExitCode {
     match runtime.block_on(execute(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            let input = error.downcast_ref::<BenchError>().is_some_and(|e| matches!(e, BenchError::Input(_)));
+            let input = error
+                .downcast_ref::<BenchError>()
+                .is_some_and(|e| matches!(e, BenchError::Input(_)));
             eprintln!("mte-relay-bench: {error:#}");
             ExitCode::from(if input { 2 } else { 1 })
         }

@@ -172,7 +172,8 @@ impl Drop for RelayProcess {
 /// The default relay binary: `target/release/mte-relay` under `CARGO_TARGET_DIR` when
 /// that is set, else under `./target`.
 pub fn default_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
     target
         .join("release")
         .join(format!("mte-relay{}", std::env::consts::EXE_SUFFIX))
@@ -184,7 +185,8 @@ mod tests {
 
     #[test]
     fn the_listening_line_gives_the_address() {
-        let line = r#"{"timestamp":"t","level":"INFO","message":"listening","address":"127.0.0.1:4242"}"#;
+        let line =
+            r#"{"timestamp":"t","level":"INFO","message":"listening","address":"127.0.0.1:4242"}"#;
         assert_eq!(listening_address(line).as_deref(), Some("127.0.0.1:4242"));
         assert_eq!(listening_address(r#"{"message":"other"}"#), None);
         assert_eq!(listening_address("listening on 127.0.0.1:1"), None);

@@ -81,7 +81,10 @@ impl Report {
 }
 
 fn millis(latency: Option<Duration>) -> String {
-    latency.map_or_else(|| "-".to_owned(), |d| format!("{:.2}", d.as_secs_f64() * 1e3))
+    latency.map_or_else(
+        || "-".to_owned(),
+        |d| format!("{:.2}", d.as_secs_f64() * 1e3),
+    )
 }
 
 /// Renders `reports` as a Markdown table. Ratios are req/s relative to the direct
@@ -156,9 +159,15 @@ mod tests {
         mke.failures
             .insert(FailureClass::Relay, (2, "overloaded".to_owned()));
         let table = render_table(&[report(Scenario::Direct, 200, 1), mke]);
-        assert!(table.contains("| direct | 200 | 0 | 200 | 1.00 | 2.00 | 2.00 | 1.00 |"), "{table}");
+        assert!(
+            table.contains("| direct | 200 | 0 | 200 | 1.00 | 2.00 | 2.00 | 1.00 |"),
+            "{table}"
+        );
         assert!(table.contains("| mke | 102 | 2 | 100 |"), "{table}");
         assert!(table.contains("| 0.50 |"), "{table}");
-        assert!(table.contains("mke: 2 relay error(s), first: overloaded"), "{table}");
+        assert!(
+            table.contains("mke: 2 relay error(s), first: overloaded"),
+            "{table}"
+        );
     }
 }

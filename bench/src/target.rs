@@ -113,7 +113,10 @@ pub fn loopback_origin(url: &str) -> Result<Uri, BenchError> {
             "target {url:?} must be an origin without path or query (use --path)"
         )));
     }
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     let loopback = host.eq_ignore_ascii_case("localhost")
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
     if !loopback {

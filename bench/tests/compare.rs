@@ -22,7 +22,10 @@ fn relay_binary() -> PathBuf {
                 .and_then(|deps| deps.parent())
                 .expect("target/<profile> directory")
                 .to_path_buf();
-            let target_dir = profile_dir.parent().expect("target directory").to_path_buf();
+            let target_dir = profile_dir
+                .parent()
+                .expect("target directory")
+                .to_path_buf();
             let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
             let mut build = Command::new(env!("CARGO"));
             build
@@ -39,13 +42,19 @@ fn relay_binary() -> PathBuf {
                     || name.starts_with("CARGO_BIN_")
                     || matches!(
                         name.as_ref(),
-                        "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR" | "OUT_DIR"
+                        "CARGO_CRATE_NAME"
+                            | "CARGO_PRIMARY_PACKAGE"
+                            | "CARGO_TARGET_TMPDIR"
+                            | "OUT_DIR"
                     );
                 if per_package {
                     build.env_remove(name.as_ref());
                 }
             }
-            if profile_dir.file_name().is_some_and(|name| name == "release") {
+            if profile_dir
+                .file_name()
+                .is_some_and(|name| name == "release")
+            {
                 build.arg("--release");
             }
             let status = build.status().expect("run cargo build for mte-relay");
@@ -105,7 +114,12 @@ async fn a_missing_relay_binary_is_a_clear_error() {
         pairs: 1,
         scenarios: vec![Scenario::Passthrough],
     };
-    let error = compare(&options, |_| {}).await.expect_err("no relay binary");
+    let error = compare(&options, |_| {})
+        .await
+        .expect_err("no relay binary");
     let message = error.to_string();
-    assert!(message.contains("/nonexistent/mte-relay") && message.contains("no such file"), "{message}");
+    assert!(
+        message.contains("/nonexistent/mte-relay") && message.contains("no such file"),
+        "{message}"
+    );
 }
