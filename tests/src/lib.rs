@@ -4,6 +4,7 @@
 //! Every wait is bounded, so a broken relay fails a test instead of hanging it.
 
 pub mod client;
+pub mod memory;
 pub mod relay;
 pub mod tls;
 pub mod upstream;
@@ -18,5 +19,18 @@ pub async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output 
     match tokio::time::timeout(WAIT, future).await {
         Ok(output) => output,
         Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
+    }
+}
+
+/// Like [`within`], with an explicit bound for waits that are legitimately long (bodies
+/// of hundreds of megabytes through a debug build).
+pub async fn within_for<F: std::future::Future>(
+    limit: Duration,
+    what: &str,
+    future: F,
+) -> F::Output {
+    match tokio::time::timeout(limit, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
     }
 }

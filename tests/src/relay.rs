@@ -316,3 +316,79 @@ pub fn signal(pid: u32, name: &str) {
 pub fn parse(line: &str) -> Option<serde_json::Value> {
     serde_json::from_str(line).ok()
 }
+
+impl Relay {
+    /// Like [`Relay::start`], but returns the relay's output instead of panicking when
+    /// it does not come up (for example its fixed `PORT` is still taken), so that a
+    /// caller can retry.
+    pub fn try_start(env: &[(&str, &str)]) -> Result<Relay, String> {
+        let Spawned {
+            mut child,
+            stdout,
+            stderr,
+            ..
+        } = spawn(&["serve"], env);
+        // Poll in short steps, so a relay that exits (its port is taken) fails fast.
+        let deadline = Instant::now() + WAIT;
+        let mut listening = None;
+        while listening.is_none() && Instant::now() < deadline {
+            listening = stdout.wait_for(Duration::from_millis(100), |line| {
+                parse(line).is_some_and(|json| json["message"] == "listening")
+            });
+            if listening.is_none() && child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+        }
+        let address = listening
+            .and_then(|line| parse(&line))
+            .and_then(|json| json["address"].as_str().map(str::to_owned))
+            .and_then(|address| address.parse::<SocketAddr>().ok());
+        match address {
+            Some(addr) => Ok(Relay {
+                child,
+                addr,
+                stdout,
+                stderr,
+            }),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!(
+                    "relay did not report listening.\nstdout:\n{}\nstderr:\n{}",
+                    stdout.snapshot().join("\n"),
+                    stderr.snapshot().join("\n")
+                ))
+            }
+        }
+    }
+
+    /// Starts a relay on `port` (which must be a fixed port, not 0), retrying for up to
+    /// [`WAIT`] while the port is not free yet (a previous relay on it is exiting).
+    pub fn start_on_port(port: u16, env: &[(&str, &str)]) -> Relay {
+        let port = port.to_string();
+        let mut with_port: Vec<(&str, &str)> = env.to_vec();
+        with_port.push(("PORT", &port));
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match Relay::try_start(&with_port) {
+                Ok(relay) => return relay,
+                Err(output) if Instant::now() >= deadline => {
+                    panic!("relay did not start on port {port}: {output}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// Kills the process (SIGKILL) and waits for it to exit: in-memory state is lost.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port that was free a moment ago: bound to `127.0.0.1:0` and released.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("bound address").port()
+}
