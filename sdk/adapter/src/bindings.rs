@@ -2,7 +2,6 @@
 //! `unsafe`: the canonical ABI glue that wit-bindgen emits needs it.
 #![allow(unsafe_code, missing_docs, clippy::all)]
 
-
 /// Imports shared by both worlds: the types, logging and the key-value store.
 pub mod common {
     wit_bindgen::generate!({

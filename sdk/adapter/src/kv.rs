@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-pub use crate::bindings::common::mte_relay::adapter::kv::KvError;
 use crate::bindings::common::mte_relay::adapter::kv as wit;
+pub use crate::bindings::common::mte_relay::adapter::kv::KvError;
 
 fn ttl_ms(ttl: Option<Duration>) -> Option<u64> {
     ttl.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

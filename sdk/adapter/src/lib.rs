@@ -192,7 +192,9 @@ macro_rules! export_meter {
             struct Exported;
 
             impl $crate::bindings::meter::Guest for Exported {
-                fn init(config: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                fn init(
+                    config: ::std::string::String,
+                ) -> ::std::result::Result<(), ::std::string::String> {
                     let state = <$ty as $crate::Meter>::init($crate::Config::from_raw(config))?;
                     STATE.with(|cell| cell.install(state));
                     Ok(())

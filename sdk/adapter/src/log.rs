@@ -1,7 +1,7 @@
 //! Logging into the relay's structured log. Prefer the `trace!` .. `error!` macros.
 
-pub use crate::bindings::common::mte_relay::adapter::log::Level;
 use crate::bindings::common::mte_relay::adapter::log as wit;
+pub use crate::bindings::common::mte_relay::adapter::log::Level;
 
 /// Emit one line at `level`. The host tags it with the instance's name and version.
 pub fn log(level: Level, message: &str) {
