@@ -522,7 +522,7 @@ async fn expired_and_future_client_ids_are_refused() {
 
 #[tokio::test]
 async fn a_client_id_expires_while_in_use() {
-    let (upstream, relay, mut session) = setup(&[("CLIENT_ID_MAX_AGE_SECS", "3")]).await;
+    let (upstream, relay, mut session) = setup(&[("CLIENT_ID_MAX_AGE_SECS", "5")]).await;
     let addr = relay.addr();
     let spec = Spec::get("/tick");
     assert_served(&mut session, &upstream, &spec, 1, "while the id is fresh").await;
@@ -946,10 +946,7 @@ async fn upstream_timeout_is_upstream_timeout() {
         http::Response::new(full("done"))
     })
     .await;
-    let relay = relay_for(
-        &upstream.url(),
-        &[("UPSTREAM_RESPONSE_TIMEOUT_SECS", "0.5")],
-    );
+    let relay = relay_for(&upstream.url(), &[("UPSTREAM_RESPONSE_TIMEOUT_SECS", "2")]);
     let mut session = RawClient::new(&relay).session(1).await;
     let addr = relay.addr();
 
