@@ -2,7 +2,10 @@
 //! upstream servers, all over loopback sockets.
 
 mod cli;
+mod concurrency;
 mod raw;
+mod recovery;
 mod refusals;
 mod round_trips;
+mod streaming;
 mod support;
