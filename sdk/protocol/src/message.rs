@@ -60,7 +60,8 @@ impl OpenError {
     pub fn reason(&self) -> ErrorReason {
         match self {
             OpenError::TooLarge => ErrorReason::HeadTooLarge,
-            _ => ErrorReason::DecodeFailed,
+            OpenError::Malformed => ErrorReason::RelayHeaderMalformed,
+            OpenError::Authentication | OpenError::Head(_) => ErrorReason::DecodeFailed,
         }
     }
 }

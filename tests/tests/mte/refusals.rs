@@ -697,7 +697,6 @@ async fn missing_or_malformed_relay_headers_are_refused() {
 }
 
 #[tokio::test]
-#[ignore = "relay bug: a head block that is not base64url answers 564 decode-failed, not 559 relay-header-malformed (OpenError::Malformed maps to DecodeFailed)"]
 async fn head_block_that_is_not_base64url_is_malformed() {
     // docs/protocol.md §11: 559 relay-header-malformed covers a head block that "does
     // not parse"; the registry's own description says the same of `x-mte-relay-head`.
