@@ -20,12 +20,12 @@ struct Pairs {
 
 impl Pairs {
     fn remove(&mut self, pair_id: &PairId) {
-        if let Some(record) = self.by_id.remove(pair_id) {
-            if let Some(ids) = self.by_client.get_mut(&record.client_id) {
-                ids.retain(|id| id != pair_id);
-                if ids.is_empty() {
-                    self.by_client.remove(&record.client_id);
-                }
+        if let Some(record) = self.by_id.remove(pair_id)
+            && let Some(ids) = self.by_client.get_mut(&record.client_id)
+        {
+            ids.retain(|id| id != pair_id);
+            if ids.is_empty() {
+                self.by_client.remove(&record.client_id);
             }
         }
     }
@@ -97,7 +97,7 @@ impl PairStore for MemoryPairStore {
     fn load(&self, pair_id: PairId, now: u64) -> StoreFuture<'_, Result<Lookup, StoreError>> {
         let lookup = match self.lock().by_id.get(&pair_id) {
             Some(record) if record.expires_at <= now => Lookup::Expired,
-            Some(record) => Lookup::Found(record.clone()),
+            Some(record) => Lookup::Found(Box::new(record.clone())),
             None => Lookup::Missing,
         };
         Box::pin(async move { Ok(lookup) })
@@ -124,7 +124,7 @@ impl PairStore for MemoryPairStore {
         Box::pin(async move { outcome })
     }
 
-    fn len(&self) -> StoreFuture<'_, Result<usize, StoreError>> {
+    fn pair_count(&self) -> StoreFuture<'_, Result<usize, StoreError>> {
         let len = self.lock().by_id.len();
         Box::pin(async move { Ok(len) })
     }
@@ -181,7 +181,7 @@ mod tests {
             block(store.load(PairId([9; 16]), 5)),
             Ok(Lookup::Found(_))
         ));
-        assert_eq!(block(store.len()).expect("len"), 3);
+        assert_eq!(block(store.pair_count()).expect("len"), 3);
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub struct PairRecord {
 #[derive(Clone, Debug)]
 pub enum Lookup {
     /// The pair exists and is live.
-    Found(PairRecord),
+    Found(Box<PairRecord>),
     /// The pair existed but its time to live ran out.
     Expired,
     /// No such pair.
@@ -103,5 +103,5 @@ pub trait PairStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> StoreFuture<'_, Result<(), CommitError>>;
 
     /// Number of live pairs, for logs and metrics.
-    fn len(&self) -> StoreFuture<'_, Result<usize, StoreError>>;
+    fn pair_count(&self) -> StoreFuture<'_, Result<usize, StoreError>>;
 }
