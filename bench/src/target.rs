@@ -77,6 +77,10 @@ impl Failure {
 }
 
 /// A prepared destination for one scenario.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one Target exists per scenario; its size never matters"
+)]
 pub enum Target {
     /// Plain HTTP/1.1 through a pooled hyper-util client.
     Plain {
