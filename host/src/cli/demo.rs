@@ -18,8 +18,9 @@ pub async fn start_upstream() -> std::io::Result<SocketAddr> {
 pub fn config(upstream: SocketAddr, port: u16) -> Result<Loaded, ConfigError> {
     let upstream = format!("http://{upstream}");
     let port = port.to_string();
-    let secret = crate::config::Secret::generate()
-        .map_err(|error| ConfigError::new("CLIENT_ID_SECRET", format!("cannot generate: {error}")))?;
+    let secret = crate::config::Secret::generate().map_err(|error| {
+        ConfigError::new("CLIENT_ID_SECRET", format!("cannot generate: {error}"))
+    })?;
     let env = Env::from_pairs([
         ("BIND_ADDRESS", "127.0.0.1"),
         ("PORT", port.as_str()),

@@ -29,7 +29,12 @@ pub struct RequestArgs {
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
     /// Request body: literal text, `@FILE` to read a file, or `@-` for standard input.
-    #[arg(short = 'd', long = "data", value_name = "DATA", conflicts_with = "data_binary")]
+    #[arg(
+        short = 'd',
+        long = "data",
+        value_name = "DATA",
+        conflicts_with = "data_binary"
+    )]
     pub data: Option<String>,
     /// Request body from `@FILE` (or `@-`), sent byte for byte.
     #[arg(long = "data-binary", value_name = "@FILE")]
@@ -53,9 +58,17 @@ fn parse_mode(text: &str) -> Result<Mode, String> {
 
 /// Runs the request; prints errors as one line on standard error.
 pub fn run(args: RequestArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
-        Err(error) => return fail(EXIT_FAILURE, &format!("cannot start the async runtime: {error}")),
+        Err(error) => {
+            return fail(
+                EXIT_FAILURE,
+                &format!("cannot start the async runtime: {error}"),
+            );
+        }
     };
     match runtime.block_on(send(args)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -119,11 +132,15 @@ async fn send(args: RequestArgs) -> Result<(), Failure> {
         })?),
         None => Box::new(std::io::stdout().lock()),
     };
-    let write_error = |error: std::io::Error| Failure::Local(format!("cannot write output: {error}"));
+    let write_error =
+        |error: std::io::Error| Failure::Local(format!("cannot write output: {error}"));
     if args.include {
         let mut head = format!("HTTP/1.1 {}\r\n", response.status());
         for (name, value) in response.headers() {
-            head.push_str(&format!("{name}: {}\r\n", String::from_utf8_lossy(value.as_bytes())));
+            head.push_str(&format!(
+                "{name}: {}\r\n",
+                String::from_utf8_lossy(value.as_bytes())
+            ));
         }
         head.push_str("\r\n");
         out.write_all(head.as_bytes()).map_err(write_error)?;
@@ -144,7 +161,9 @@ fn split_url(url: &str) -> Result<(String, String), Failure> {
         .parse()
         .map_err(|_| Failure::Local(format!("`{url}` is not a URL")))?;
     let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(Failure::Local(format!("`{url}` is not an absolute http(s) URL")));
+        return Err(Failure::Local(format!(
+            "`{url}` is not an absolute http(s) URL"
+        )));
     };
     if scheme != "http" && scheme != "https" {
         return Err(Failure::Local(format!("`{url}` is not an http(s) URL")));
@@ -226,7 +245,10 @@ mod tests {
         let Ok((origin, target)) = split_url("http://localhost:8080/echo?x=1") else {
             panic!("valid URL");
         };
-        assert_eq!((origin.as_str(), target.as_str()), ("http://localhost:8080", "/echo?x=1"));
+        assert_eq!(
+            (origin.as_str(), target.as_str()),
+            ("http://localhost:8080", "/echo?x=1")
+        );
         assert!(split_url("localhost:8080/echo").is_err());
         assert!(split_url("ftp://host/x").is_err());
     }

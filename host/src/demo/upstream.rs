@@ -39,7 +39,8 @@ pub async fn serve(listener: TcpListener) {
             continue;
         };
         tokio::spawn(async move {
-            let service = service_fn(|request| async move { Ok::<_, Infallible>(route(request).await) });
+            let service =
+                service_fn(|request| async move { Ok::<_, Infallible>(route(request).await) });
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -81,7 +82,11 @@ async fn echo(request: Request<Incoming>) -> Response<RelayBody> {
             .entry(name.as_str())
             .or_insert_with(|| serde_json::Value::Array(Vec::new()));
         if let serde_json::Value::Array(values) = entry {
-            values.push(String::from_utf8_lossy(value.as_bytes()).into_owned().into());
+            values.push(
+                String::from_utf8_lossy(value.as_bytes())
+                    .into_owned()
+                    .into(),
+            );
         }
     }
     let document = json!({
@@ -101,7 +106,8 @@ async fn echo(request: Request<Incoming>) -> Response<RelayBody> {
 
 fn sse(query: Option<&str>) -> Response<RelayBody> {
     let count = query_u64(query, "count").unwrap_or(5).min(10_000);
-    let interval = Duration::from_millis(query_u64(query, "interval_ms").unwrap_or(500).min(60_000));
+    let interval =
+        Duration::from_millis(query_u64(query, "interval_ms").unwrap_or(500).min(60_000));
     let events = futures_stream(count, move |n| async move {
         if n > 0 {
             tokio::time::sleep(interval).await;
@@ -116,17 +122,24 @@ fn sse(query: Option<&str>) -> Response<RelayBody> {
 }
 
 fn download(query: Option<&str>) -> Response<RelayBody> {
-    let total = query_u64(query, "bytes").unwrap_or(1 << 20).min(MAX_DOWNLOAD);
+    let total = query_u64(query, "bytes")
+        .unwrap_or(1 << 20)
+        .min(MAX_DOWNLOAD);
     let pieces = total.div_ceil(PIECE as u64);
     let stream = futures_stream(pieces, move |n| async move {
         let start = n * PIECE as u64;
         let len = (total - start).min(PIECE as u64);
-        Bytes::from((start..start + len).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
+        Bytes::from(
+            (start..start + len)
+                .map(|i| (i % 251) as u8)
+                .collect::<Vec<u8>>(),
+        )
     });
     let mut response = Response::new(boxed(StreamBody::new(stream)));
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     response
 }
 
@@ -155,7 +168,11 @@ async fn upload(request: Request<Incoming>) -> Response<RelayBody> {
 }
 
 fn status(code: &str) -> Response<RelayBody> {
-    match code.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok()) {
+    match code
+        .parse::<u16>()
+        .ok()
+        .and_then(|c| StatusCode::from_u16(c).ok())
+    {
         Some(code) => {
             let mut response = Response::new(empty());
             *response.status_mut() = code;
@@ -168,9 +185,10 @@ fn status(code: &str) -> Response<RelayBody> {
 fn text(status: StatusCode, body: &'static str) -> Response<RelayBody> {
     let mut response = Response::new(full(body));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 

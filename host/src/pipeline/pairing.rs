@@ -43,7 +43,10 @@ pub async fn serve(
             );
         }
         Err(ReadError::Failed) => {
-            return registry_error(ErrorReason::PairingMalformed, "pairing document ended early");
+            return registry_error(
+                ErrorReason::PairingMalformed,
+                "pairing document ended early",
+            );
         }
     };
     let batch = match PairingRequest::parse(&body, settings.max_pairs_per_batch) {

@@ -164,7 +164,14 @@ async fn decode_and_forward(
         return Err(refuse(error.reason(), format!("request body: {error}")));
     }
     let response = upstream.map_err(|error| refuse(error.reason(), error.client_message()))?;
-    seal_response(&message, &parts.method, header.mode, response.map(boxed), ctx).await
+    seal_response(
+        &message,
+        &parts.method,
+        header.mode,
+        response.map(boxed),
+        ctx,
+    )
+    .await
 }
 
 /// The request the upstream sees: the decrypted target and end-to-end headers.

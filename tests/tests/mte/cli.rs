@@ -19,51 +19,114 @@ fn free_port() -> u16 {
 fn request_command_talks_to_the_demo() {
     let port = free_port().to_string();
     let mut demo = spawn(&["demo", "--port", &port], &[]);
-    let banner = demo.stdout.wait_for(WAIT, |line| line.contains("Ctrl-C stops the demo"));
+    let banner = demo
+        .stdout
+        .wait_for(WAIT, |line| line.contains("Ctrl-C stops the demo"));
     if banner.is_none() {
         let _ = demo.child.kill();
         panic!("demo did not start: {}", demo.stderr.snapshot().join("\n"));
     }
     let base = format!("http://localhost:{port}");
 
-    let echo = run(&["request", "-d", r#"{"hello":"world"}"#, &format!("{base}/echo?x=1")], &[]);
+    let echo = run(
+        &[
+            "request",
+            "-d",
+            r#"{"hello":"world"}"#,
+            &format!("{base}/echo?x=1"),
+        ],
+        &[],
+    );
     assert!(echo.status.success(), "{}", echo.stderr);
     let json: serde_json::Value = serde_json::from_str(&echo.stdout).expect("echo JSON");
     assert_eq!(json["method"], "POST");
     assert_eq!(json["query"], "x=1");
     assert_eq!(json["body"], r#"{"hello":"world"}"#);
 
-    let included = run(&["request", "-i", "--mode", "mte", "-H", "x-demo: 1", &format!("{base}/echo")], &[]);
+    let included = run(
+        &[
+            "request",
+            "-i",
+            "--mode",
+            "mte",
+            "-H",
+            "x-demo: 1",
+            &format!("{base}/echo"),
+        ],
+        &[],
+    );
     assert!(included.status.success(), "{}", included.stderr);
-    assert!(included.stdout.starts_with("HTTP/1.1 200 OK"), "{}", included.stdout);
-    assert!(included.stdout.contains(r#""x-demo":["1"]"#), "{}", included.stdout);
+    assert!(
+        included.stdout.starts_with("HTTP/1.1 200 OK"),
+        "{}",
+        included.stdout
+    );
+    assert!(
+        included.stdout.contains(r#""x-demo":["1"]"#),
+        "{}",
+        included.stdout
+    );
 
-    let events = run(&["request", &format!("{base}/sse?count=2&interval_ms=10")], &[]);
+    let events = run(
+        &["request", &format!("{base}/sse?count=2&interval_ms=10")],
+        &[],
+    );
     assert!(events.status.success(), "{}", events.stderr);
-    assert_eq!(events.stdout.matches("event: tick").count(), 2, "{}", events.stdout);
+    assert_eq!(
+        events.stdout.matches("event: tick").count(),
+        2,
+        "{}",
+        events.stdout
+    );
 
     // A registry error exits 3 with a one-line reason; a dead relay exits 1.
     let too_big = vec![b'x'; 70_000];
     let file = std::env::temp_dir().join(format!("mte-relay-cli-{port}.bin"));
     std::fs::write(&file, &too_big).expect("temp file");
     let refused = run(
-        &["request", "--mode", "mte", "--data-binary", &format!("@{}", file.display()), &format!("{base}/upload")],
+        &[
+            "request",
+            "--mode",
+            "mte",
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &format!("{base}/upload"),
+        ],
         &[],
     );
     let _ = std::fs::remove_file(&file);
-    assert_eq!(refused.status.code(), Some(1), "MTE cap is a local error: {}", refused.stderr);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "MTE cap is a local error: {}",
+        refused.stderr
+    );
     assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
 
     // Nothing listens on a port that was free a moment ago.
     let closed = format!("http://127.0.0.1:{}", free_port());
-    let relay = Relay::start(&[("UPSTREAM", closed.as_str()), ("CLIENT_ID_SECRET", CLIENT_ID_SECRET)]);
+    let relay = Relay::start(&[
+        ("UPSTREAM", closed.as_str()),
+        ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
+    ]);
     let unreachable = run(&["request", &format!("http://{}/echo", relay.addr())], &[]);
     assert_eq!(unreachable.status.code(), Some(3), "{}", unreachable.stderr);
-    assert!(unreachable.stderr.contains("upstream-unreachable"), "{}", unreachable.stderr);
+    assert!(
+        unreachable.stderr.contains("upstream-unreachable"),
+        "{}",
+        unreachable.stderr
+    );
 
-    let dead = run(&["request", &format!("http://127.0.0.1:{}/echo", free_port())], &[]);
+    let dead = run(
+        &["request", &format!("http://127.0.0.1:{}/echo", free_port())],
+        &[],
+    );
     assert_eq!(dead.status.code(), Some(1), "{}", dead.stderr);
-    assert!(dead.stderr.starts_with("mte-relay request: "), "{}", dead.stderr);
+    assert!(
+        dead.stderr.starts_with("mte-relay request: "),
+        "{}",
+        dead.stderr
+    );
 
     let _ = demo.child.kill();
     let _ = demo.child.wait_timeout_or_kill(Duration::from_secs(5));

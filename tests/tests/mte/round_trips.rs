@@ -15,7 +15,11 @@ async fn methods_round_trip_in_both_modes() {
     let mut expected_seen = 0;
     for mode in [Mode::Mke, Mode::Mte] {
         for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
-            let body = if method == "GET" { Vec::new() } else { binary.clone() };
+            let body = if method == "GET" {
+                Vec::new()
+            } else {
+                binary.clone()
+            };
             let mut request = Request::builder()
                 .method(method)
                 .uri("/orders/7?expand=items&q=a%20b")
@@ -28,9 +32,17 @@ async fn methods_round_trip_in_both_modes() {
             let response = client.send(request).await.expect("relay answers");
             assert_eq!(response.status(), 200, "{mode} {method}");
             let cookies: Vec<_> = response.headers().get_all("set-cookie").iter().collect();
-            assert_eq!(cookies.len(), 2, "repeated set-cookie survives ({mode} {method})");
+            assert_eq!(
+                cookies.len(),
+                2,
+                "repeated set-cookie survives ({mode} {method})"
+            );
             let summary: serde_json::Value = serde_json::from_slice(
-                &response.into_body().collect_bytes().await.expect("body decrypts"),
+                &response
+                    .into_body()
+                    .collect_bytes()
+                    .await
+                    .expect("body decrypts"),
             )
             .expect("json");
             assert_eq!(summary["method"], method);
@@ -46,7 +58,9 @@ async fn methods_round_trip_in_both_modes() {
             assert_eq!(traces, ["one", "two"]);
             assert_eq!(last.headers["content-type"], "application/octet-stream");
             assert!(
-                last.headers.keys().all(|name| !name.as_str().starts_with("x-mte-relay")),
+                last.headers
+                    .keys()
+                    .all(|name| !name.as_str().starts_with("x-mte-relay")),
                 "relay headers never reach the upstream: {:?}",
                 last.headers
             );

@@ -40,7 +40,11 @@ impl RecordingUpstream {
                     *response.status_mut() = http::StatusCode::BAD_REQUEST;
                     return response;
                 };
-                let target = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+                let target = parts
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_owned();
                 let status = target
                     .strip_prefix("/status/")
                     .and_then(|code| code.split('?').next()?.parse::<u16>().ok())
@@ -58,7 +62,10 @@ impl RecordingUpstream {
                 let mut response: Response<TestBody> = Response::new(full(summary.to_string()));
                 *response.status_mut() = http::StatusCode::from_u16(status).expect("status");
                 let headers = response.headers_mut();
-                headers.insert("content-type", http::HeaderValue::from_static("application/json"));
+                headers.insert(
+                    "content-type",
+                    http::HeaderValue::from_static("application/json"),
+                );
                 headers.append("set-cookie", http::HeaderValue::from_static("a=1; Path=/"));
                 headers.append("set-cookie", http::HeaderValue::from_static("b=2; Path=/"));
                 response
@@ -75,7 +82,10 @@ impl RecordingUpstream {
 
 /// A relay in front of `upstream_url` with the test secret, plus extra settings.
 pub fn relay_for(upstream_url: &str, extra: &[(&str, &str)]) -> Relay {
-    let mut env = vec![("UPSTREAM", upstream_url), ("CLIENT_ID_SECRET", CLIENT_ID_SECRET)];
+    let mut env = vec![
+        ("UPSTREAM", upstream_url),
+        ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
+    ];
     env.extend_from_slice(extra);
     Relay::start(&env)
 }
