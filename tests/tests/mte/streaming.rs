@@ -161,7 +161,8 @@ async fn download(client: &RelayClient, total: u64) -> (u64, String, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_of_256_mib_stream_each_way_with_bounded_relay_memory() {
     let upstream = demo_upstream().await;
-    let relay = relay_for(&upstream, &[]);
+    // The default MAX_BODY_BYTES (64 MiB) would refuse the upload, as it should.
+    let relay = relay_for(&upstream, &[("MAX_BODY_BYTES", "1073741824")]);
     let client = RelayClient::builder(format!("http://{}", relay.addr()))
         .pairs(2)
         .mode(Mode::Mke)
