@@ -3,74 +3,15 @@
 //! latencies.
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use mte_relay_bench::{Bound, CompareOptions, Load, Scenario, compare, render_table};
-
-/// The `mte-relay` binary next to this test executable, built by a nested cargo (cargo
-/// does not build another package's binary for our tests; when fresh this is a no-op).
-fn relay_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            // .../<target>/<profile>/deps/<test-exe>
-            let exe = std::env::current_exe().expect("test executable path");
-            let profile_dir = exe
-                .parent()
-                .and_then(|deps| deps.parent())
-                .expect("target/<profile> directory")
-                .to_path_buf();
-            let target_dir = profile_dir
-                .parent()
-                .expect("target directory")
-                .to_path_buf();
-            let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-            let mut build = Command::new(env!("CARGO"));
-            build
-                .args(["build", "--quiet", "-p", "mte-relay", "--bin", "mte-relay"])
-                .arg("--manifest-path")
-                .arg(&manifest)
-                .env("CARGO_TARGET_DIR", &target_dir);
-            // Per-package variables cargo gives a test process would make build
-            // scripts that track them (ring's) rerun in the nested build.
-            for (name, _) in std::env::vars_os() {
-                let name = name.to_string_lossy();
-                let per_package = name.starts_with("CARGO_PKG_")
-                    || name.starts_with("CARGO_MANIFEST_")
-                    || name.starts_with("CARGO_BIN_")
-                    || matches!(
-                        name.as_ref(),
-                        "CARGO_CRATE_NAME"
-                            | "CARGO_PRIMARY_PACKAGE"
-                            | "CARGO_TARGET_TMPDIR"
-                            | "OUT_DIR"
-                    );
-                if per_package {
-                    build.env_remove(name.as_ref());
-                }
-            }
-            if profile_dir
-                .file_name()
-                .is_some_and(|name| name == "release")
-            {
-                build.arg("--release");
-            }
-            let status = build.status().expect("run cargo build for mte-relay");
-            assert!(status.success(), "building mte-relay failed");
-            let binary = profile_dir.join(format!("mte-relay{}", std::env::consts::EXE_SUFFIX));
-            assert!(binary.exists(), "{} missing", binary.display());
-            binary
-        })
-        .clone()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_four_scenarios_run_without_errors() {
     const REQUESTS: u64 = 300;
     let options = CompareOptions {
-        relay_bin: relay_binary(),
+        relay_bin: mte_relay_tests::relay::binary(),
         relay_log_level: "info".into(),
         load: Load {
             concurrency: 4,
