@@ -123,8 +123,9 @@ impl RelayClient {
     /// prescribes (replaces the pair, gets a new client id and re-pairs, or backs off)
     /// and sends the request once more if that is safe: the relay guarantees the
     /// upstream saw nothing, or the method is idempotent and the body replayable. A
-    /// connection that fails before anything was sent is retried the same way. A
-    /// second failure is returned.
+    /// connection that fails before anything was sent is retried, and so is one that
+    /// closed without answering when repeating is harmless. At most one retry of each
+    /// kind; the failure after that is returned.
     pub async fn send<B>(&self, request: Request<B>) -> Result<Response<Body>, ClientError>
     where
         B: Into<RequestBody>,
@@ -150,28 +151,36 @@ impl RelayClient {
         };
         let replayable = body.is_replayable();
 
-        let first_source = body
+        let mut source = body
             .next_attempt()
             .ok_or_else(|| ClientError::invalid_request("request body was already consumed"))?;
-        let failure = match self.attempt(&prepared, first_source, None).await {
-            Ok(response) => return Ok(response),
-            Err(failure) => failure,
-        };
-        let retry = may_retry(&failure.error, &prepared.method, replayable);
-        let fresh_pair = self.react(&failure, retry).await;
-        if !retry {
-            return Err(failure.error);
-        }
-        let Some(source) = body.next_attempt() else {
-            return Err(failure.error);
-        };
-        match self.attempt(&prepared, source, fresh_pair).await {
-            Ok(response) => Ok(response),
-            Err(second) => {
-                // Repair state for later requests, but do not loop on this one.
-                let _ = self.react(&second, false).await;
-                Err(second.error)
+        let mut preferred = None;
+        // One retry after a registry error and one after a connection failure: a
+        // relay that restarted typically costs both (its kept-alive connection is
+        // gone, then it no longer knows the pair). Never more, so no request loops.
+        let mut retried_registry = false;
+        let mut retried_transport = false;
+        loop {
+            let failure = match self.attempt(&prepared, source, preferred.take()).await {
+                Ok(response) => return Ok(response),
+                Err(failure) => failure,
+            };
+            let already_retried = match failure.error {
+                ClientError::Transport { .. } => &mut retried_transport,
+                _ => &mut retried_registry,
+            };
+            let retry =
+                !*already_retried && may_retry(&failure.error, &prepared.method, replayable);
+            // Repair state for later requests even when this one is not retried.
+            preferred = self.react(&failure, retry).await;
+            if !retry {
+                return Err(failure.error);
             }
+            *already_retried = true;
+            source = match body.next_attempt() {
+                Some(source) => source,
+                None => return Err(failure.error),
+            };
         }
     }
 

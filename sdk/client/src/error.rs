@@ -19,6 +19,11 @@ pub enum ClientError {
         /// True when the failure happened before any byte of the request was sent
         /// (for example the connection was refused), so resending is safe.
         retry_safe: bool,
+        /// True when the connection closed before any response arrived: typically a
+        /// kept-alive connection the relay had already closed (it restarted, or timed
+        /// the connection out). Whether the relay processed the request is unknown, so
+        /// resending is safe only for an idempotent method with a replayable body.
+        closed_before_response: bool,
         /// The underlying error.
         #[source]
         source: Option<BoxError>,
@@ -82,6 +87,17 @@ impl ClientError {
         ClientError::Transport {
             message: message.into(),
             retry_safe,
+            closed_before_response: false,
+            source: Some(source.into()),
+        }
+    }
+
+    /// The connection closed before a response head arrived.
+    pub(crate) fn connection_closed(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        ClientError::Transport {
+            message: message.into(),
+            retry_safe: false,
+            closed_before_response: true,
             source: Some(source.into()),
         }
     }

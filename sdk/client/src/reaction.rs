@@ -59,14 +59,19 @@ pub(crate) fn is_idempotent(method: &Method) -> bool {
 /// Whether a request that failed with `error` may be sent once more. A registry error
 /// qualifies when its reaction can fix the cause and either the relay guarantees the
 /// upstream saw nothing, or repeating is harmless (idempotent method, replayable body).
-/// A transport error qualifies only when nothing was sent.
+/// A transport error qualifies when nothing was sent, or when the connection closed
+/// before any answer and repeating is harmless.
 pub(crate) fn may_retry(error: &ClientError, method: &Method, body_replayable: bool) -> bool {
     match error {
         ClientError::Registry { reason, .. } => {
             reason.reaction() != ClientReaction::Surface
                 && (reason.upstream_untouched() || (is_idempotent(method) && body_replayable))
         }
-        ClientError::Transport { retry_safe, .. } => *retry_safe,
+        ClientError::Transport {
+            retry_safe,
+            closed_before_response,
+            ..
+        } => *retry_safe || (*closed_before_response && is_idempotent(method) && body_replayable),
         ClientError::Protocol { .. } | ClientError::InvalidRequest { .. } => false,
     }
 }
@@ -195,11 +200,16 @@ mod tests {
     }
 
     #[test]
-    fn transport_errors_retry_only_when_nothing_was_sent() {
+    fn transport_errors_retry_when_nothing_was_sent_or_repeating_is_harmless() {
         let refused = ClientError::transport("connect", true, "refused");
         let reset = ClientError::transport("read", false, "reset");
         assert!(may_retry(&refused, &Method::POST, false));
         assert!(!may_retry(&reset, &Method::GET, true));
+        let unanswered = ClientError::connection_closed("no answer", "closed");
+        assert!(may_retry(&unanswered, &Method::GET, true));
+        assert!(may_retry(&unanswered, &Method::PUT, true));
+        assert!(!may_retry(&unanswered, &Method::POST, true), "not idempotent");
+        assert!(!may_retry(&unanswered, &Method::PUT, false), "body gone");
         assert!(!may_retry(
             &ClientError::protocol("bad"),
             &Method::GET,

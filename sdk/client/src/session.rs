@@ -355,10 +355,8 @@ async fn read_document(response: Response<Incoming>, what: &str) -> Result<Bytes
         .collect()
         .await
         .map(|collected| collected.to_bytes())
-        .map_err(|error| ClientError::Transport {
-            message: format!("reading the {what} document failed"),
-            retry_safe: false,
-            source: Some(error),
+        .map_err(|error| {
+            ClientError::transport(format!("reading the {what} document failed"), false, error)
         })
 }
 

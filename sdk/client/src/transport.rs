@@ -99,19 +99,33 @@ fn classify_failure(error: hyper_util::client::legacy::Error) -> ClientError {
         Some(RequestBodyError::Source(message)) => {
             ClientError::transport(format!("request body failed: {message}"), false, error)
         }
-        None => {
+        None => match find_cause::<hyper::Error>(&error) {
+            // Closed before the request was written: nothing left this process.
+            Some(cause) if cause.is_canceled() => {
+                ClientError::transport("the relay closed the connection first", true, error)
+            }
+            Some(cause) if cause.is_incomplete_message() => ClientError::connection_closed(
+                "the relay closed the connection without answering",
+                error,
+            ),
             // A failed connect means no byte of the request left this process.
-            let retry_safe = error.is_connect();
-            ClientError::transport("exchange with the relay failed", retry_safe, error)
-        }
+            _ => ClientError::transport("exchange with the relay failed", error.is_connect(), error),
+        },
     }
 }
 
 fn find_body_failure(error: &(dyn std::error::Error + 'static)) -> Option<RequestBodyError> {
+    find_cause::<RequestBodyError>(error).cloned()
+}
+
+/// The first error of type `E` in `error`'s source chain.
+fn find_cause<'a, E: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(layer) = current {
-        if let Some(failure) = layer.downcast_ref::<RequestBodyError>() {
-            return Some(failure.clone());
+        if let Some(found) = layer.downcast_ref::<E>() {
+            return Some(found);
         }
         current = layer.source();
     }

@@ -568,6 +568,51 @@ async fn a_refused_connection_is_a_retry_safe_transport_error() {
     assert!(error.is_retry_safe());
 }
 
+#[tokio::test]
+async fn an_unanswered_idempotent_request_is_sent_again_on_a_new_connection() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    client.connect().await.expect("connects");
+    fixture.state.push_fault(Fault::HangUp);
+    let request = Request::put("/orders/7").body("replace").expect("request");
+    let response = within_watchdog(client.send(request))
+        .await
+        .expect("retried after the hang-up");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "x-echo-method"), "PUT");
+    assert_eq!(State::count(&fixture.state.mte_requests), 2, "sent twice");
+    assert_eq!(fixture.state.accepted().len(), 1, "answered once");
+}
+
+#[tokio::test]
+async fn an_unanswered_post_is_surfaced_since_the_relay_may_have_processed_it() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    client.connect().await.expect("connects");
+    fixture.state.push_fault(Fault::HangUp);
+    let error = within_watchdog(client.send(post("/orders", "create")))
+        .await
+        .expect_err("not retried");
+    assert!(
+        matches!(
+            error,
+            ClientError::Transport {
+                closed_before_response: true,
+                retry_safe: false,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(!error.is_retry_safe());
+    assert_eq!(State::count(&fixture.state.mte_requests), 1, "sent once");
+    // The client stays usable: the next request takes a new connection.
+    let response = within_watchdog(client.send(post("/orders", "again")))
+        .await
+        .expect("next request");
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
 async fn thousand_concurrent_requests(client: RelayClient, fixture: &Fixture) {
     let tasks: Vec<_> = (0..1000)
         .map(|index| {

@@ -41,7 +41,6 @@ async fn echo(client: &mte_relay_client::RelayClient, n: u32) {
 }
 
 #[tokio::test]
-#[ignore = "client bug: after a relay restart the client reuses a dead keep-alive connection and surfaces a non-retry-safe transport error instead of reconnecting"]
 async fn a_client_re_pairs_on_its_own_after_the_relay_restarts() {
     let upstream = demo_upstream().await;
     let port = free_port();
@@ -81,7 +80,6 @@ async fn a_client_re_pairs_on_its_own_after_the_relay_restarts() {
 }
 
 #[tokio::test]
-#[ignore = "client bug: after a relay restart the client reuses a dead keep-alive connection and surfaces a non-retry-safe transport error instead of reconnecting"]
 async fn a_client_id_signed_with_a_previous_secret_keeps_working_after_rotation() {
     let upstream = demo_upstream().await;
     let port = free_port();
@@ -112,7 +110,6 @@ async fn a_client_id_signed_with_a_previous_secret_keeps_working_after_rotation(
 }
 
 #[tokio::test]
-#[ignore = "client bug: after a relay restart the client reuses a dead keep-alive connection and surfaces a non-retry-safe transport error instead of reconnecting"]
 async fn without_the_previous_secret_the_client_re_identifies_and_succeeds() {
     let upstream = demo_upstream().await;
     let port = free_port();

@@ -277,7 +277,7 @@ pub async fn get_through(client: &RelayClient, path: &str) -> (http::StatusCode,
     let request = http::Request::get(path).body(()).expect("request");
     let response = mte_relay_tests::within(&format!("GET {path}"), client.send(request))
         .await
-        .unwrap_or_else(|error| panic!("GET {path} through the relay failed: {error}"));
+        .unwrap_or_else(|error| panic!("GET {path} through the relay failed: {error:?}"));
     let status = response.status();
     let body = mte_relay_tests::within(
         &format!("the body of GET {path}"),

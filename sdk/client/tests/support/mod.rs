@@ -53,6 +53,9 @@ pub enum Fault {
     /// Mint ids under a new secret and stop accepting the old ones (the request then
     /// meets `client-id-invalid` for real).
     RotateClientIdSecret,
+    /// Close the connection without answering, as a relay that went away after the
+    /// request arrived.
+    HangUp,
 }
 
 /// An MTE request the fixture accepted.
@@ -107,6 +110,16 @@ pub struct State {
 impl State {
     pub fn push_fault(&self, fault: Fault) {
         self.mte_faults.lock().expect("lock").push_back(fault);
+    }
+
+    /// Pops a scripted hang-up when it is next in line.
+    fn take_hang_up(&self) -> bool {
+        let mut faults = self.mte_faults.lock().expect("lock");
+        let next_is_hang_up = matches!(faults.front(), Some(Fault::HangUp));
+        if next_is_hang_up {
+            faults.pop_front();
+        }
+        next_is_hang_up
     }
 
     pub fn push_pairing_fault(&self, fault: Fault) {
@@ -166,7 +179,13 @@ pub async fn start(options: Options) -> Fixture {
             tokio::spawn(async move {
                 let service = service_fn(move |request| {
                     let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(handle(state, request).await) }
+                    // An error from the service makes hyper drop the connection
+                    // without a response.
+                    async move {
+                        handle(state, request)
+                            .await
+                            .ok_or_else(|| std::io::Error::other("hanging up"))
+                    }
                 });
                 // Serves HTTP/1.1 and h2c with prior knowledge alike.
                 let _ = auto::Builder::new(TokioExecutor::new())
@@ -229,13 +248,20 @@ fn refuse(state: &State, reason: ErrorReason, retry_after: Option<&str>) -> Resp
     response.body(full(body)).expect("response")
 }
 
-async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<ResponseBody> {
-    match (request.method(), request.uri().path()) {
+/// The fixture's answer, or `None` to hang up.
+async fn handle(state: Arc<State>, request: Request<Incoming>) -> Option<Response<ResponseBody>> {
+    Some(match (request.method(), request.uri().path()) {
         (&Method::GET, "/api/mte-relay") => capabilities(&state, &request),
         (&Method::POST, "/api/mte-pair") => pairing(&state, request).await,
-        _ if request.headers().contains_key(RELAY_HEADER) => mte(&state, request).await,
+        _ if request.headers().contains_key(RELAY_HEADER) => {
+            if state.take_hang_up() {
+                state.mte_requests.fetch_add(1, Ordering::SeqCst);
+                return None;
+            }
+            mte(&state, request).await
+        }
         _ => refuse(&state, ErrorReason::RelayHeaderMissing, None),
-    }
+    })
 }
 
 fn capabilities(state: &State, request: &Request<Incoming>) -> Response<ResponseBody> {
@@ -314,7 +340,7 @@ fn apply_side_effect(state: &State, fault: &Fault) {
             let generation = state.secret_generation.fetch_add(1, Ordering::SeqCst) + 1;
             *state.authority.lock().expect("lock") = authority(generation);
         }
-        Fault::Registry { .. } => {}
+        Fault::Registry { .. } | Fault::HangUp => {}
     }
 }
 
