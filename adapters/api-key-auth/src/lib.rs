@@ -20,6 +20,9 @@ struct Settings {
     /// Remove the key header before the request goes upstream.
     #[serde(default = "default_true")]
     strip_key: bool,
+    /// Paths served without a key: exact paths, or `/prefix/*` for everything below.
+    #[serde(default)]
+    public_paths: Vec<String>,
     keys: Vec<KeyEntry>,
 }
 
@@ -45,7 +48,48 @@ pub struct ApiKeyAuth {
     header: String,
     label_header: String,
     strip_key: bool,
+    public_paths: Vec<PathPattern>,
     keys: Vec<(String, [u8; 32])>,
+}
+
+/// A `public_paths` entry, with the same pattern rules as the relay's routes.
+#[derive(Debug, PartialEq, Eq)]
+enum PathPattern {
+    Exact(String),
+    /// `/prefix/*`: the prefix itself and anything below it.
+    Below(String),
+}
+
+impl PathPattern {
+    fn parse(text: &str) -> Result<Self, String> {
+        if !text.starts_with('/') {
+            return Err(format!(
+                "invalid config: public path `{text}` must start with `/`"
+            ));
+        }
+        match text.strip_suffix("/*") {
+            Some(prefix) if prefix.contains('*') => Err(format!(
+                "invalid config: public path `{text}`: `*` is allowed only as a final `/*`"
+            )),
+            Some(prefix) => Ok(PathPattern::Below(prefix.to_owned())),
+            None if text.contains('*') => Err(format!(
+                "invalid config: public path `{text}`: `*` is allowed only as a final `/*`"
+            )),
+            None => Ok(PathPattern::Exact(text.to_owned())),
+        }
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        match self {
+            PathPattern::Exact(exact) => path == exact,
+            PathPattern::Below(prefix) => {
+                path == prefix
+                    || path
+                        .strip_prefix(prefix.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            }
+        }
+    }
 }
 
 /// Why a request is refused.
@@ -74,12 +118,25 @@ impl ApiKeyAuth {
                 })?;
             keys.push((entry.label, bytes));
         }
+        let public_paths = settings
+            .public_paths
+            .iter()
+            .map(|text| PathPattern::parse(text))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             header: settings.header.to_ascii_lowercase(),
             label_header: settings.label_header,
             strip_key: settings.strip_key,
+            public_paths,
             keys,
         })
+    }
+
+    /// True when `path` (without its query) needs no key.
+    pub fn is_public(&self, path: &str) -> bool {
+        self.public_paths
+            .iter()
+            .any(|pattern| pattern.matches(path))
     }
 
     /// The label of the key presented, checked in constant time over all keys.
@@ -105,6 +162,9 @@ impl Filter for ApiKeyAuth {
     }
 
     fn on_request(&mut self, request: &RequestInfo) -> Result<RequestAction, String> {
+        if self.is_public(request.path()) {
+            return Ok(RequestAction::proceed());
+        }
         match self.authenticate(request.header(&self.header)) {
             Ok(label) => {
                 let mut edits = vec![HeaderEdit::set(self.label_header.clone(), label)];
@@ -150,6 +210,27 @@ mod tests {
         assert_eq!(auth.authenticate(Some("secret-3")), Err(Refusal::Invalid));
         assert_eq!(auth.authenticate(Some("")), Err(Refusal::Missing));
         assert_eq!(auth.authenticate(None), Err(Refusal::Missing));
+    }
+
+    #[test]
+    fn public_paths_match_exactly_or_below_a_prefix() {
+        let hash = hex::encode(Sha256::digest(b"k"));
+        let auth = ApiKeyAuth::from_json(&format!(
+            r#"{{"public_paths":["/health","/docs/*"],"keys":[{{"label":"a","sha256":"{hash}"}}]}}"#
+        ))
+        .unwrap();
+        for public in ["/health", "/docs", "/docs/", "/docs/api/v1"] {
+            assert!(auth.is_public(public), "{public}");
+        }
+        for private in ["/health/x", "/healthz", "/docsx", "/", "/echo"] {
+            assert!(!auth.is_public(private), "{private}");
+        }
+        for bad in ["health", "/a*", "/*/b", "/a/*/*"] {
+            let config = format!(
+                r#"{{"public_paths":["{bad}"],"keys":[{{"label":"a","sha256":"{hash}"}}]}}"#
+            );
+            assert!(ApiKeyAuth::from_json(&config).is_err(), "{bad}");
+        }
     }
 
     #[test]
