@@ -129,13 +129,14 @@ impl AdapterVersion {
         let fingerprint = fingerprint(&bytes);
         let compile_engine = engine.engine.clone();
         let component =
-            tokio::task::spawn_blocking(move || Component::new(&compile_engine, &bytes))
+            // Binary only: a text file must not be parsed as WAT, whose errors span lines.
+            tokio::task::spawn_blocking(move || Component::from_binary(&compile_engine, &bytes))
                 .await
                 .map_err(|e| LoadError::Engine(format!("compile task: {e}")))?
                 .map_err(|e| LoadError::Compile {
                     adapter: spec.name.clone(),
                     path: spec.path.clone(),
-                    reason: format!("{e:#}"),
+                    reason: one_line(&format!("{e:#}")),
                 })?;
         let unknown = |reason: String| LoadError::UnknownWorld {
             adapter: spec.name.clone(),
@@ -473,4 +474,13 @@ impl AdapterVersion {
         }
         error
     }
+}
+
+/// Joins a multi-line diagnostic into one line: configuration errors print as one.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -173,6 +173,15 @@ async fn invalid_header_edits_are_refused_as_bad_output() {
         status: 200,
         headers: vec![],
     };
+    let edits = chain
+        .filters
+        .on_response(&req, &mut response)
+        .await
+        .unwrap();
+    assert_eq!(edits.len(), 1, "a valid response edit");
+
+    let mut req = request("/bad-response");
+    continued(chain.filters.on_request(&mut req).await.unwrap());
     let err = chain
         .filters
         .on_response(&req, &mut response)

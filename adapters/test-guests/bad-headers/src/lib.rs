@@ -1,4 +1,5 @@
-//! Returns the invalid output named by the path; `/ok` returns a valid edit.
+//! Returns the invalid output named by the path; any other path gets a valid edit.
+//! `on-response` returns an invalid edit only for `/bad-response`.
 
 use mte_relay_adapter::{
     Config, Filter, Header, HeaderEdit, RequestAction, RequestInfo, ResponseInfo,
@@ -33,10 +34,13 @@ impl Filter for BadHeaders {
 
     fn on_response(
         &mut self,
-        _request: &RequestInfo,
+        request: &RequestInfo,
         _response: &ResponseInfo,
     ) -> Result<Vec<HeaderEdit>, String> {
-        Ok(vec![HeaderEdit::append("x-bad\u{0}", "v")])
+        if request.path() == "/bad-response" {
+            return Ok(vec![HeaderEdit::append("x-bad\u{0}", "v")]);
+        }
+        Ok(vec![HeaderEdit::set("x-response-checked", "yes")])
     }
 }
 
