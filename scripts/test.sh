@@ -37,6 +37,9 @@ step "workspace tests (cargo test --workspace)"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 
+step "guest workspace (adapters/, sdk/adapter): native unit tests and clippy"
+(cd adapters && cargo test --workspace && cargo clippy --workspace --all-targets -- -D warnings)
+
 step "protocol crate builds for wasm32-unknown-unknown"
 bash scripts/check-wasm.sh
 

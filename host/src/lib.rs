@@ -1,5 +1,6 @@
 //! MTE Relay host: configuration, server, MTE pipeline, upstream client, pair store.
 
+pub mod adapters;
 pub mod body;
 pub mod cli;
 pub mod config;

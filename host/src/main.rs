@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use mte_relay::adapters::Adapters;
 use mte_relay::config::{Config, ConfigError, Loaded, render};
 use mte_relay::server::{Drained, Server};
 use mte_relay::state::AppState;
@@ -67,14 +68,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => match load_config() {
-            Ok(loaded) => report(serve(loaded)),
+            Ok(loaded) => serve(loaded),
             Err(code) => code,
         },
         Command::CheckConfig => match load_config() {
             Ok(loaded) => check_config(&loaded),
             Err(code) => code,
         },
-        Command::Demo { port } => report(demo(port)),
+        Command::Demo { port } => demo(port),
         Command::Request(args) => mte_relay::cli::request::run(args),
         Command::Version => {
             println!("mte-relay {}", env!("CARGO_PKG_VERSION"));
@@ -95,7 +96,27 @@ fn check_config(loaded: &Loaded) -> ExitCode {
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
-    let effective = render::redacted_config(&loaded.config);
+    // Adapters are validated for real: each component is compiled, matched against a
+    // world and initialised, exactly as `serve` would.
+    let adapters = runtime().map_err(|error| {
+        eprintln!("mte-relay: {error:#}");
+        ExitCode::FAILURE
+    });
+    let adapters = match adapters {
+        Ok(runtime) => runtime.block_on(Adapters::load(&loaded.config)),
+        Err(code) => return code,
+    };
+    let adapters = match adapters {
+        Ok(adapters) => adapters,
+        Err(error) => {
+            eprintln!("mte-relay: invalid configuration: {error}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    let mut effective = render::redacted_config(&loaded.config);
+    if let Some(adapters) = adapters {
+        effective["adapters"]["loaded"] = adapters.describe();
+    }
     match serde_json::to_string_pretty(&effective) {
         Ok(pretty) => println!("{pretty}"),
         Err(error) => {
@@ -117,19 +138,53 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn serve(loaded: Loaded) -> anyhow::Result<()> {
-    telemetry::init(&loaded.config.log)?;
+/// Why the relay did not run.
+enum StartError {
+    /// Invalid configuration found after the environment parsed (adapters): exit 2.
+    Config(String),
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for StartError {
+    fn from(error: anyhow::Error) -> Self {
+        StartError::Other(error)
+    }
+}
+
+fn exit_code(result: Result<(), StartError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(StartError::Config(line)) => {
+            eprintln!("mte-relay: invalid configuration: {line}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+        Err(StartError::Other(error)) => report(Err(error)),
+    }
+}
+
+fn serve(loaded: Loaded) -> ExitCode {
+    exit_code(run_relay(loaded))
+}
+
+fn run_relay(loaded: Loaded) -> Result<(), StartError> {
+    telemetry::init(&loaded.config.log).map_err(anyhow::Error::from)?;
     runtime()?.block_on(serve_until_signal(loaded, |_| {}))
 }
 
-fn demo(port: u16) -> anyhow::Result<()> {
+fn demo(port: u16) -> ExitCode {
+    exit_code(run_demo(port))
+}
+
+fn run_demo(port: u16) -> Result<(), StartError> {
     runtime()?.block_on(async {
         let upstream = mte_relay::cli::demo::start_upstream()
             .await
             .context("cannot start the demo upstream")?;
-        let loaded = mte_relay::cli::demo::config(upstream, port)
-            .map_err(|error| anyhow::anyhow!("demo configuration: {error}"))?;
-        telemetry::init(&loaded.config.log)?;
+        let adapters = mte_relay::cli::demo::DemoAdapters::write()
+            .context("cannot write the demo's adapters to the temporary directory")?;
+        let loaded = mte_relay::cli::demo::config(upstream, port, &adapters)
+            .map_err(|error| StartError::Config(format!("demo: {error}")))?;
+        telemetry::init(&loaded.config.log).map_err(anyhow::Error::from)?;
         serve_until_signal(loaded, move |relay| {
             println!("{}", mte_relay::cli::demo::banner(relay, upstream));
         })
@@ -148,17 +203,24 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn serve_until_signal(
     loaded: Loaded,
     on_listening: impl FnOnce(std::net::SocketAddr),
-) -> anyhow::Result<()> {
+) -> Result<(), StartError> {
     {
         telemetry::log_startup(&loaded.config, &loaded.warnings);
-        let state = Arc::new(AppState::new(loaded.config));
+        let adapters = Adapters::load(&loaded.config)
+            .await
+            .map_err(|error| StartError::Config(error.to_string()))?;
+        let _watcher = adapters.as_ref().map(|adapters| {
+            spawn_reload_on_sighup(adapters.clone());
+            adapters.watch(ADAPTER_WATCH_INTERVAL)
+        });
+        let state = Arc::new(AppState::new(loaded.config).with_adapters(adapters));
         let server = Server::bind(state.clone()).await.with_context(|| {
             format!(
                 "cannot listen on {}:{}",
                 state.config.bind_address, state.config.port
             )
         })?;
-        let address = server.local_addr()?;
+        let address = server.local_addr().map_err(anyhow::Error::from)?;
         tracing::info!(address = %address, "listening");
         on_listening(address);
         match server.run(shutdown_signal()).await {
@@ -169,6 +231,33 @@ async fn serve_until_signal(
         }
         Ok(())
     }
+}
+
+/// How often adapter files are checked for changes.
+const ADAPTER_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// SIGHUP reloads the adapters: changed components are recompiled and swapped in;
+/// a version that fails to compile or initialise leaves the old one serving.
+fn spawn_reload_on_sighup(adapters: Arc<Adapters>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGHUP; adapters reload only on file changes");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            let report = adapters.reload().await;
+            if report.is_clean() {
+                tracing::info!(outcomes = ?report.outcomes, "adapters reloaded on SIGHUP");
+            } else {
+                tracing::warn!(outcomes = ?report.outcomes, error = ?report.error, "adapter reload kept some old versions");
+            }
+        }
+    });
 }
 
 /// Resolves on the first SIGTERM or SIGINT.

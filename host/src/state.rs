@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use crate::adapters::Adapters;
 use crate::config::{Config, DomainConfig};
 use crate::pipeline::MteState;
 use crate::store::MemoryPairStore;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub pairing_permits: Arc<Semaphore>,
     /// Pair store and client id authorities.
     pub mte: MteState,
+    /// The adapters, when the configuration declares any.
+    pub adapters: Option<Arc<Adapters>>,
 }
 
 impl AppState {
@@ -32,11 +35,18 @@ impl AppState {
         let mte = MteState::new(&config, Arc::new(MemoryPairStore::new()));
         AppState {
             mte,
+            adapters: None,
             mte_permits: Arc::new(Semaphore::new(config.pool_size)),
             pairing_permits: Arc::new(Semaphore::new(config.pairing.max_concurrent_pairings)),
             upstream,
             config: Arc::new(config),
         }
+    }
+
+    /// The state with these adapters wired into every request.
+    pub fn with_adapters(mut self, adapters: Option<Arc<Adapters>>) -> Self {
+        self.adapters = adapters;
+        self
     }
 }
 

@@ -4,6 +4,7 @@
 //! Every wait is bounded, so a broken relay fails a test instead of hanging it.
 
 pub mod client;
+pub mod guests;
 pub mod memory;
 pub mod relay;
 pub mod tls;

@@ -13,6 +13,7 @@ pub mod config;
 mod edits;
 mod engine;
 pub mod error;
+pub mod examples;
 mod health;
 mod host_kv;
 mod host_log;

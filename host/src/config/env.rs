@@ -17,7 +17,10 @@ pub const VARIABLES: &[&str] = &[
     "CORS_METHODS",
     "HEADERS",
     "OUTBOUND_TOKEN",
+    "ADAPTER_CHAIN",
     "ADAPTERS",
+    "ADAPTERS_FILE",
+    "ADAPTER_TICK_SECS",
     "PORT",
     "BIND_ADDRESS",
     "LOG_LEVEL",
@@ -50,7 +53,7 @@ pub const LEGACY_VARIABLES: &[&str] = &[
     "CORS_METHODS",
     "HEADERS",
     "OUTBOUND_TOKEN",
-    "ADAPTERS",
+    "ADAPTER_CHAIN",
 ];
 
 /// A snapshot of the relay's variables. A variable set to an empty (or blank) value

@@ -42,7 +42,65 @@ pub struct Config {
     pub upstream_tls: UpstreamTls,
     pub limits: BodyLimits,
     pub pairing: PairSettings,
+    /// Where adapter instances are declared, and how often meters tick.
+    pub adapters: AdapterSettings,
     pub domains: DomainTable,
+}
+
+/// Where the adapter instances are declared (each domain names its chain).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdapterDeclarations {
+    /// No adapters.
+    None,
+    /// `ADAPTERS_FILE`: a JSON file, read again on reload.
+    File(std::path::PathBuf),
+    /// `ADAPTERS`: inline JSON.
+    Inline(String),
+}
+
+/// Adapter settings from the environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdapterSettings {
+    pub declarations: AdapterDeclarations,
+    /// Interval between meters' `on-tick` calls.
+    pub tick: std::time::Duration,
+}
+
+/// Default interval between meters' `on-tick` calls.
+pub const DEFAULT_ADAPTER_TICK_SECS: u64 = 60;
+
+impl AdapterSettings {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let declarations = match (env.get("ADAPTERS"), env.get("ADAPTERS_FILE")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "ADAPTERS",
+                    "set either ADAPTERS (inline JSON) or ADAPTERS_FILE, not both",
+                ));
+            }
+            (Some(inline), None) => AdapterDeclarations::Inline(inline.to_owned()),
+            (None, Some(path)) => AdapterDeclarations::File(path.into()),
+            (None, None) => AdapterDeclarations::None,
+        };
+        let tick_secs = match env.get("ADAPTER_TICK_SECS") {
+            None => DEFAULT_ADAPTER_TICK_SECS,
+            Some(text) => text
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|secs| (1..=86_400).contains(secs))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "ADAPTER_TICK_SECS",
+                        "not a whole number of seconds from 1 to 86400",
+                    )
+                })?,
+        };
+        Ok(AdapterSettings {
+            declarations,
+            tick: std::time::Duration::from_secs(tick_secs),
+        })
+    }
 }
 
 /// A configuration plus the warnings to log once logging is up.
@@ -103,6 +161,7 @@ impl Config {
                 upstream_tls: UpstreamTls::load(env.get("UPSTREAM_CA_FILE"))?,
                 limits: globals.limits,
                 pairing: globals.pairing,
+                adapters: AdapterSettings::from_env(env)?,
                 domains,
             },
             warnings,
@@ -172,7 +231,7 @@ fn legacy_domain(env: &Env) -> Result<DomainConfig, ConfigError> {
         cors_methods: env.get("CORS_METHODS").map(|_| list("CORS_METHODS")),
         headers,
         outbound_token: env.get("OUTBOUND_TOKEN").map(str::to_owned),
-        adapters: list("ADAPTERS"),
+        adapters: list("ADAPTER_CHAIN"),
     };
     raw.validate("*".to_owned(), &LegacyNames)
 }

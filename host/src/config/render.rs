@@ -5,9 +5,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::Config;
 use super::domain::DomainConfig;
 use super::secret::REDACTED;
+use super::{AdapterDeclarations, Config};
 
 /// The effective configuration as JSON, secrets redacted.
 pub fn redacted_config(config: &Config) -> Value {
@@ -38,7 +38,22 @@ pub fn redacted_config(config: &Config) -> Value {
         "max_pairs_per_batch": config.pairing.max_pairs_per_batch,
         "client_id_max_age_secs": config.pairing.client_id_max_age.as_secs(),
         "max_concurrent_pairings": config.pairing.max_concurrent_pairings,
+        "adapters": redacted_adapters(config),
         "domain_map": domains,
+    })
+}
+
+/// Where adapters are declared. Inline declarations are not echoed: their `config`
+/// objects may hold an adapter's secrets.
+fn redacted_adapters(config: &Config) -> Value {
+    let declared_in = match &config.adapters.declarations {
+        AdapterDeclarations::None => Value::Null,
+        AdapterDeclarations::File(path) => json!(format!("ADAPTERS_FILE {}", path.display())),
+        AdapterDeclarations::Inline(_) => json!("ADAPTERS (inline)"),
+    };
+    json!({
+        "declared_in": declared_in,
+        "tick_secs": config.adapters.tick.as_secs(),
     })
 }
 

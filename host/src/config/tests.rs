@@ -629,7 +629,7 @@ fn export_line_reloads_to_the_same_domains() {
 
 #[test]
 fn export_line_escapes_single_quotes() {
-    let loaded = load(&[("UPSTREAM", "http://h"), ("ADAPTERS", "it's")]).expect("valid");
+    let loaded = load(&[("UPSTREAM", "http://h"), ("ADAPTER_CHAIN", "it's")]).expect("valid");
     assert!(render::domain_map_export_line(&loaded.config).contains(r"it'\''s"));
 }
 

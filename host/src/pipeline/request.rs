@@ -16,6 +16,7 @@ use std::time::Instant;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode};
+use mte_relay_adapter_runtime::HookError;
 use mte_relay_protocol::head::{HeaderField, RequestHead, ResponseHead};
 use mte_relay_protocol::header::{HEAD_HEADER, Mode, RELAY_HEADER, RelayHeader};
 use mte_relay_protocol::message::RequestContext as MessageContext;
@@ -25,6 +26,7 @@ use mte_relay_protocol::rng::os_rng;
 
 use super::streams::{DecodeFailure, DecryptingBody, EncryptingBody};
 use super::{ReadError, protocol_domain, read_bounded, unix_now};
+use crate::adapters::{self, Decision, RequestFacts};
 use crate::body::{RelayBody, boxed, empty, full};
 use crate::response::registry_error;
 use crate::server::local;
@@ -145,6 +147,7 @@ async fn decode_and_forward(
         ));
     }
 
+    ctx.timings.set_client_id(&header.client_id);
     let failure = DecodeFailure::default();
     let upstream_body = if message.has_body() {
         let decoder = message.body_decoder(Some(state.config.limits.max_body_bytes));
@@ -157,21 +160,52 @@ async fn decode_and_forward(
     } else {
         empty()
     };
-    let upstream_request = upstream_request(&parts.method, &head, upstream_body)?;
+    let mut upstream_request = upstream_request(&parts.method, &head, upstream_body)?;
+
+    let filters = adapters::filters_of(state.adapters.as_deref(), &ctx.domain.name);
+    let mut filtered = None;
+    if let Some(chain) = filters {
+        let seen = upstream_request.headers().clone();
+        let facts = RequestFacts {
+            method: &parts.method,
+            path_with_query: &head.path,
+            headers: &seen,
+            domain: &ctx.domain.name,
+            mte: true,
+            client_id: Some(&header.client_id),
+            pair_id: Some(header.pair_id.to_string()),
+            correlation_id: &ctx.request_id,
+            remote_addr: ctx.remote_addr,
+        };
+        match adapters::filter_request(chain, facts, upstream_request.headers_mut()).await {
+            Ok(Decision::Forward(info)) => filtered = Some(info),
+            Ok(Decision::Respond(reply)) => {
+                // An adapter's local response goes back encrypted like any other.
+                return seal_response(&message, &parts.method, header.mode, reply, ctx).await;
+            }
+            Err(error) => return Err(adapter_refusal(&error, ctx)),
+        }
+    }
+
     let upstream = state.upstream.send(ctx, upstream_request).await;
     if let Some(error) = failure.get() {
         // The upstream request was aborted because the client's body failed to open.
         return Err(refuse(error.reason(), format!("request body: {error}")));
     }
     let response = upstream.map_err(|error| refuse(error.reason(), error.client_message()))?;
-    seal_response(
-        &message,
-        &parts.method,
-        header.mode,
-        response.map(boxed),
-        ctx,
-    )
-    .await
+    let mut response = response.map(boxed);
+    if let (Some(chain), Some(info)) = (filters, &filtered) {
+        adapters::filter_response(chain, info, &mut response)
+            .await
+            .map_err(|error| adapter_refusal(&error, ctx))?;
+    }
+    seal_response(&message, &parts.method, header.mode, response, ctx).await
+}
+
+/// A filter failed under the closed policy: the request is refused.
+fn adapter_refusal(error: &HookError, ctx: &RequestContext) -> Refusal {
+    let message = adapters::refusal_message(error, &ctx.request_id, &ctx.domain.name);
+    refuse(ErrorReason::AdapterFailed, message)
 }
 
 /// The request the upstream sees: the decrypted target and end-to-end headers.

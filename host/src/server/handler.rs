@@ -15,7 +15,7 @@ use crate::body::{RelayBody, boxed};
 use crate::pipeline;
 use crate::response::registry_error;
 use crate::state::{AppState, RequestContext};
-use crate::telemetry::access::{CountingBody, UnansweredGuard};
+use crate::telemetry::access::{CountingBody, UnansweredGuard, UsageTap};
 use crate::telemetry::{AccessLogBody, AccessRecord, RequestTimings, request_id};
 use crate::upstream::headers::X_REQUEST_ID;
 use crate::upstream::passthrough;
@@ -41,6 +41,7 @@ pub async fn handle(
         path: Some(path.clone()),
         status: http::StatusCode::OK,
         timings: timings.clone(),
+        usage: None,
     };
 
     let Some(domain) = state.config.domains.lookup(&host).cloned() else {
@@ -55,6 +56,13 @@ pub async fn handle(
     record.route = class.label();
     if class == RouteClass::Mte {
         record.path = None;
+    }
+    if matches!(class, RouteClass::Mte | RouteClass::PassThrough) {
+        record.usage = state.adapters.clone().map(|adapters| UsageTap {
+            adapters,
+            domain: domain.name.clone(),
+            mte: class == RouteClass::Mte,
+        });
     }
 
     let ctx = RequestContext {

@@ -23,6 +23,46 @@ pub struct AccessRecord {
     pub path: Option<String>,
     pub status: StatusCode,
     pub timings: Arc<RequestTimings>,
+    /// Where the request's usage record goes, when its domain has meter adapters.
+    pub usage: Option<UsageTap>,
+}
+
+/// A domain's meters, fed one usage record per request when its access line is written.
+#[derive(Clone, Debug)]
+pub struct UsageTap {
+    pub adapters: Arc<crate::adapters::Adapters>,
+    pub domain: String,
+    pub mte: bool,
+}
+
+impl UsageTap {
+    fn record(&self, method: &Method, status: u16, timings: &RequestTimings) {
+        let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let timestamp_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
+        let record = mte_relay_adapter_runtime::UsageRecord {
+            domain: self.domain.clone(),
+            client_id: timings.client_id().map(str::to_owned),
+            route_class: if self.mte {
+                mte_relay_adapter_runtime::RouteClass::Mte
+            } else {
+                mte_relay_adapter_runtime::RouteClass::PassThrough
+            },
+            method: method.to_string(),
+            status,
+            bytes_in: timings.bytes_in(),
+            bytes_out: timings.bytes_out(),
+            duration_us: micros(timings.elapsed()),
+            upstream_us: micros(timings.upstream()),
+            decode_us: micros(timings.decode()),
+            encode_us: micros(timings.encode()),
+            timestamp_ms,
+        };
+        self.adapters.record_usage(&self.domain, record);
+    }
 }
 
 /// The status logged for a request the client abandoned before the relay answered
@@ -53,6 +93,9 @@ impl AccessRecord {
             completed,
             "request"
         );
+        if let Some(usage) = &self.usage {
+            usage.record(&self.method, status, &self.timings);
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Per-request measurements, filled by whichever stage does the work.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,8 @@ pub struct RequestTimings {
     encode_micros: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// The verified client id of an MTE request, for usage records.
+    client_id: OnceLock<String>,
 }
 
 impl RequestTimings {
@@ -25,6 +28,7 @@ impl RequestTimings {
             encode_micros: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            client_id: OnceLock::new(),
         }
     }
 
@@ -55,6 +59,15 @@ impl RequestTimings {
     /// Response body bytes sent to the client.
     pub fn add_bytes_out(&self, bytes: u64) {
         self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Records the request's verified client id (first call wins).
+    pub fn set_client_id(&self, client_id: &str) {
+        let _ = self.client_id.set(client_id.to_owned());
+    }
+
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.get().map(String::as_str)
     }
 
     pub fn upstream(&self) -> Duration {

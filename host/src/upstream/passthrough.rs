@@ -4,6 +4,10 @@ use http::{Request, Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use mte_relay_adapter_runtime::HookError;
+use mte_relay_protocol::registry::ErrorReason;
+
+use crate::adapters::{self, Decision, RequestFacts};
 use crate::body::{RelayBody, boxed};
 use crate::response::registry_error;
 use crate::state::{AppState, RequestContext};
@@ -17,6 +21,36 @@ pub async fn forward(
     mut request: Request<RelayBody>,
 ) -> Response<RelayBody> {
     let client_side = is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
+    let filters = adapters::filters_of(state.adapters.as_deref(), &ctx.domain.name);
+    let mut filtered = None;
+    if let Some(chain) = filters {
+        // Filters read a snapshot while their edits go to the request itself.
+        let seen = request.headers().clone();
+        let method = request.method().clone();
+        let target = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let facts = RequestFacts {
+            method: &method,
+            path_with_query: &target,
+            headers: &seen,
+            domain: &ctx.domain.name,
+            mte: false,
+            client_id: None,
+            pair_id: None,
+            correlation_id: &ctx.request_id,
+            remote_addr: ctx.remote_addr,
+        };
+        match adapters::filter_request(chain, facts, request.headers_mut()).await {
+            Ok(Decision::Forward(info)) => filtered = Some(info),
+            Ok(Decision::Respond(reply)) => return reply,
+            Err(error) => {
+                return adapter_refusal(&error, ctx);
+            }
+        }
+    }
     let mut response = match state.upstream.send(ctx, request).await {
         Ok(response) => response,
         Err(error) => {
@@ -37,7 +71,13 @@ pub async fn forward(
         let upstream_side = hyper::upgrade::on(&mut response);
         tokio::spawn(tunnel(client_side, upstream_side, ctx.request_id.clone()));
     }
-    response.map(boxed)
+    let mut response = response.map(boxed);
+    if let (Some(chain), Some(info)) = (filters, &filtered)
+        && let Err(error) = adapters::filter_response(chain, info, &mut response).await
+    {
+        return adapter_refusal(&error, ctx);
+    }
+    response
 }
 
 /// Copies bytes both ways between the upgraded connections until either side closes.
@@ -57,4 +97,10 @@ async fn tunnel(client_side: OnUpgrade, upstream_side: OnUpgrade, request_id: St
         }
         Err(error) => tracing::debug!(%request_id, %error, "upgraded connection failed"),
     }
+}
+
+/// A filter failed under the closed policy: the request is refused.
+fn adapter_refusal(error: &HookError, ctx: &RequestContext) -> Response<RelayBody> {
+    let message = adapters::refusal_message(error, &ctx.request_id, &ctx.domain.name);
+    registry_error(ErrorReason::AdapterFailed, message)
 }

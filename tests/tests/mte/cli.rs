@@ -1,4 +1,5 @@
-//! `mte-relay request` against `mte-relay demo`, both as real processes.
+//! `mte-relay request` against `mte-relay demo`, both as real processes. The demo
+//! runs the example adapters, so requests carry its API key.
 
 use std::time::Duration;
 
@@ -26,11 +27,21 @@ fn request_command_talks_to_the_demo() {
         let _ = demo.child.kill();
         panic!("demo did not start: {}", demo.stderr.snapshot().join("\n"));
     }
+    assert!(
+        demo.stdout
+            .snapshot()
+            .iter()
+            .any(|line| line.contains("x-api-key: demo-key")),
+        "the banner shows the demo key"
+    );
     let base = format!("http://localhost:{port}");
+    let key = "x-api-key: demo-key";
 
     let echo = run(
         &[
             "request",
+            "-H",
+            key,
             "-d",
             r#"{"hello":"world"}"#,
             &format!("{base}/echo?x=1"),
@@ -42,6 +53,24 @@ fn request_command_talks_to_the_demo() {
     assert_eq!(json["method"], "POST");
     assert_eq!(json["query"], "x=1");
     assert_eq!(json["body"], r#"{"hello":"world"}"#);
+    // api-key-auth replaced the key by its label; header-rewrite named the client.
+    assert_eq!(json["headers"]["x-api-key-label"][0], "demo");
+    assert!(json["headers"].get("x-api-key").is_none(), "{json}");
+    assert!(json["headers"]["x-relay-client"][0].is_string(), "{json}");
+
+    // Without the key, api-key-auth answers 401 itself (encrypted, so exit 0).
+    let unauthorized = run(&["request", "-i", &format!("{base}/echo")], &[]);
+    assert!(unauthorized.status.success(), "{}", unauthorized.stderr);
+    assert!(
+        unauthorized.stdout.starts_with("HTTP/1.1 401"),
+        "{}",
+        unauthorized.stdout
+    );
+    assert!(
+        unauthorized.stdout.contains("missing api key"),
+        "{}",
+        unauthorized.stdout
+    );
 
     let included = run(
         &[
@@ -51,6 +80,8 @@ fn request_command_talks_to_the_demo() {
             "mte",
             "-H",
             "x-demo: 1",
+            "-H",
+            key,
             &format!("{base}/echo"),
         ],
         &[],
@@ -66,9 +97,19 @@ fn request_command_talks_to_the_demo() {
         "{}",
         included.stdout
     );
+    assert!(
+        included.stdout.contains("x-served-by: mte-relay/*"),
+        "header-rewrite edits the response: {}",
+        included.stdout
+    );
 
     let events = run(
-        &["request", &format!("{base}/sse?count=2&interval_ms=10")],
+        &[
+            "request",
+            "-H",
+            key,
+            &format!("{base}/sse?count=2&interval_ms=10"),
+        ],
         &[],
     );
     assert!(events.status.success(), "{}", events.stderr);
@@ -88,6 +129,8 @@ fn request_command_talks_to_the_demo() {
             "request",
             "--mode",
             "mte",
+            "-H",
+            key,
             "--data-binary",
             &format!("@{}", file.display()),
             &format!("{base}/upload"),

@@ -1,0 +1,264 @@
+//! Adapters in the relay: loading the declared instances, resolving each domain's
+//! chain, running filters around the upstream call, and feeding meters.
+//!
+//! ```text
+//! request  -> [MTE: decrypt head] -> filters on-request (chain order)
+//!          -> upstream (or a filter's local response)
+//!          -> filters on-response (reverse order) -> [MTE: encrypt] -> client
+//! response body finished -> usage record -> meter queue (never blocks) -> on-usage
+//! ```
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{HeaderMap, Method, Response};
+use mte_relay_adapter_runtime::{
+    AdapterRuntime, AdaptersSource, Chain, Header, HookError, LocalReply, MeterSink,
+    MeterSinkOptions, ReloadReport, RequestInfo, RequestOutcome, ResponseInfo, RouteClass,
+    RuntimeOptions, UsageRecord, World, apply_edits,
+};
+
+use crate::body::{RelayBody, full};
+use crate::config::{AdapterDeclarations, Config};
+
+/// Why the adapters could not be set up at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A domain names adapters but no declarations were given.
+    #[error(
+        "{location}: names adapters {names:?}, but neither ADAPTERS nor ADAPTERS_FILE declares any"
+    )]
+    Undeclared {
+        location: String,
+        names: Vec<String>,
+    },
+    /// The runtime could not start, or a declaration failed to load.
+    #[error("{variable}: {error}")]
+    Load {
+        variable: &'static str,
+        error: mte_relay_adapter_runtime::LoadError,
+    },
+    /// A domain's chain names an instance that is not declared.
+    #[error("{location}: {error}")]
+    Chain {
+        location: String,
+        error: mte_relay_adapter_runtime::ChainError,
+    },
+}
+
+/// The relay's adapters: the runtime, each domain's chain, and the meter queue.
+pub struct Adapters {
+    runtime: AdapterRuntime,
+    chains: HashMap<String, Chain>,
+    sink: MeterSink,
+}
+
+impl std::fmt::Debug for Adapters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Adapters")
+            .field("domains", &self.chains.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Adapters {
+    /// Loads the declared adapters and resolves every domain's chain. `None` when the
+    /// configuration uses no adapters. Must run inside the tokio runtime.
+    pub async fn load(config: &Config) -> Result<Option<Arc<Adapters>>, SetupError> {
+        let (source, variable) = match &config.adapters.declarations {
+            AdapterDeclarations::None => {
+                if let Some(domain) = config.domains.iter().find(|d| !d.adapters.is_empty()) {
+                    return Err(SetupError::Undeclared {
+                        location: domain_location(&domain.name),
+                        names: domain.adapters.clone(),
+                    });
+                }
+                return Ok(None);
+            }
+            AdapterDeclarations::File(path) => {
+                (AdaptersSource::File(path.clone()), "ADAPTERS_FILE")
+            }
+            AdapterDeclarations::Inline(json) => (AdaptersSource::Inline(json.clone()), "ADAPTERS"),
+        };
+        let runtime = AdapterRuntime::new(RuntimeOptions::default())
+            .map_err(|error| SetupError::Load { variable, error })?;
+        runtime
+            .load(source)
+            .await
+            .map_err(|error| SetupError::Load { variable, error })?;
+        let mut chains = HashMap::new();
+        for domain in config.domains.iter() {
+            let chain = runtime
+                .chain(&domain.adapters)
+                .map_err(|error| SetupError::Chain {
+                    location: domain_location(&domain.name),
+                    error,
+                })?;
+            chains.insert(domain.name.clone(), chain);
+        }
+        let options = MeterSinkOptions {
+            tick_interval: config.adapters.tick,
+            ..MeterSinkOptions::default()
+        };
+        let sink = MeterSink::spawn(&runtime, options);
+        Ok(Some(Arc::new(Adapters {
+            runtime,
+            chains,
+            sink,
+        })))
+    }
+
+    /// The loaded instances, for `check-config`: name, world and version.
+    pub fn describe(&self) -> serde_json::Value {
+        self.runtime
+            .adapters()
+            .into_iter()
+            .map(|(name, world, version)| {
+                let world = match world {
+                    World::Filter => "filter",
+                    World::Meter => "meter",
+                };
+                serde_json::json!({ "name": name, "world": world, "version": version })
+            })
+            .collect()
+    }
+
+    /// The chain of the domain named `domain`, when it has filters or meters.
+    pub fn chain(&self, domain: &str) -> Option<&Chain> {
+        self.chains
+            .get(domain)
+            .filter(|chain| !chain.filters.is_empty() || !chain.meters.is_empty())
+    }
+
+    /// Recompiles changed adapters and swaps them in; see the runtime's reload.
+    pub async fn reload(&self) -> ReloadReport {
+        self.runtime.reload().await
+    }
+
+    /// Polls the declarations and component files, reloading when they change.
+    pub fn watch(&self, interval: std::time::Duration) -> mte_relay_adapter_runtime::WatchHandle {
+        self.runtime.watch(interval)
+    }
+
+    /// Queues a usage record for the domain's meters; never blocks.
+    pub fn record_usage(&self, domain: &str, record: UsageRecord) {
+        if let Some(chain) = self
+            .chains
+            .get(domain)
+            .filter(|chain| !chain.meters.is_empty())
+        {
+            self.sink.record(&chain.meters, record);
+        }
+    }
+}
+
+/// The filters of `domain`'s chain, when the relay has adapters and the chain has
+/// filters.
+pub fn filters_of<'a>(adapters: Option<&'a Adapters>, domain: &str) -> Option<&'a Chain> {
+    adapters
+        .and_then(|adapters| adapters.chain(domain))
+        .filter(|chain| !chain.filters.is_empty())
+}
+
+/// A filter failed under the closed policy: logs it with the request's correlation id
+/// and returns the client's message, which names only the adapter (the runtime has
+/// already logged the version, failure class and backtrace).
+pub fn refusal_message(error: &HookError, request_id: &str, domain: &str) -> String {
+    tracing::warn!(%request_id, %domain, hook = %error.hook, %error, "adapter refused the request");
+    format!("adapter {} failed", error.adapter)
+}
+
+/// How `DOMAIN_MAP` names a domain in error messages.
+fn domain_location(name: &str) -> String {
+    if name == "*" {
+        "ADAPTER_CHAIN".to_owned()
+    } else {
+        format!("DOMAIN_MAP[{name:?}].adapters")
+    }
+}
+
+/// What filters learn about a request.
+pub struct RequestFacts<'a> {
+    pub method: &'a Method,
+    pub path_with_query: &'a str,
+    pub headers: &'a HeaderMap,
+    pub domain: &'a str,
+    pub mte: bool,
+    pub client_id: Option<&'a str>,
+    pub pair_id: Option<String>,
+    pub correlation_id: &'a str,
+    pub remote_addr: SocketAddr,
+}
+
+/// What the pipeline does after the filters' `on-request`.
+pub enum Decision {
+    /// Forward upstream; the request headers were edited in place.
+    Forward(RequestInfo),
+    /// Answer with this response instead of calling the upstream.
+    Respond(Response<RelayBody>),
+}
+
+/// Runs the filters' `on-request` and applies their edits to `headers`.
+pub async fn filter_request(
+    chain: &Chain,
+    facts: RequestFacts<'_>,
+    headers: &mut HeaderMap,
+) -> Result<Decision, HookError> {
+    let mut info = RequestInfo {
+        method: facts.method.to_string(),
+        path_with_query: facts.path_with_query.to_owned(),
+        headers: to_wit(facts.headers),
+        domain: facts.domain.to_owned(),
+        route_class: if facts.mte {
+            RouteClass::Mte
+        } else {
+            RouteClass::PassThrough
+        },
+        client_id: facts.client_id.map(str::to_owned),
+        pair_id: facts.pair_id,
+        correlation_id: facts.correlation_id.to_owned(),
+        remote_addr: facts.remote_addr.to_string(),
+    };
+    match chain.filters.on_request(&mut info).await? {
+        RequestOutcome::Continue(edits) => {
+            apply_edits(headers, &edits);
+            Ok(Decision::Forward(info))
+        }
+        RequestOutcome::Respond(reply) => Ok(Decision::Respond(local_response(reply))),
+    }
+}
+
+/// Runs the filters' `on-response` (reverse order) and applies their edits.
+pub async fn filter_response(
+    chain: &Chain,
+    request: &RequestInfo,
+    response: &mut Response<RelayBody>,
+) -> Result<(), HookError> {
+    let mut info = ResponseInfo {
+        status: response.status().as_u16(),
+        headers: to_wit(response.headers()),
+    };
+    let edits = chain.filters.on_response(request, &mut info).await?;
+    apply_edits(response.headers_mut(), &edits);
+    Ok(())
+}
+
+fn local_response(reply: LocalReply) -> Response<RelayBody> {
+    let mut response = Response::new(full(reply.body));
+    *response.status_mut() = reply.status;
+    *response.headers_mut() = reply.headers;
+    response
+}
+
+/// Header values that are not UTF-8 reach adapters lossily converted; adapters only
+/// read them (their edits are validated by the runtime).
+fn to_wit(headers: &HeaderMap) -> Vec<Header> {
+    headers
+        .iter()
+        .map(|(name, value)| Header {
+            name: name.as_str().to_owned(),
+            value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        })
+        .collect()
+}
