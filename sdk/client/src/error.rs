@@ -93,7 +93,10 @@ impl ClientError {
     }
 
     /// The connection closed before a response head arrived.
-    pub(crate) fn connection_closed(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+    pub(crate) fn connection_closed(
+        message: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
         ClientError::Transport {
             message: message.into(),
             retry_safe: false,

@@ -208,7 +208,10 @@ mod tests {
         let unanswered = ClientError::connection_closed("no answer", "closed");
         assert!(may_retry(&unanswered, &Method::GET, true));
         assert!(may_retry(&unanswered, &Method::PUT, true));
-        assert!(!may_retry(&unanswered, &Method::POST, true), "not idempotent");
+        assert!(
+            !may_retry(&unanswered, &Method::POST, true),
+            "not idempotent"
+        );
         assert!(!may_retry(&unanswered, &Method::PUT, false), "body gone");
         assert!(!may_retry(
             &ClientError::protocol("bad"),

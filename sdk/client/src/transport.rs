@@ -109,7 +109,9 @@ fn classify_failure(error: hyper_util::client::legacy::Error) -> ClientError {
                 error,
             ),
             // A failed connect means no byte of the request left this process.
-            _ => ClientError::transport("exchange with the relay failed", error.is_connect(), error),
+            _ => {
+                ClientError::transport("exchange with the relay failed", error.is_connect(), error)
+            }
         },
     }
 }
