@@ -1,10 +1,12 @@
-//! The four scenarios side by side: one upstream, one relay, the same load.
+//! The scenarios side by side: one upstream, one relay (and a second one running the
+//! example adapter chain), the same load.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use http::Uri;
+use mte_relay::cli::demo::{DEMO_CHAIN, DemoAdapters};
 
 use crate::error::BenchError;
 use crate::load::{Load, run_scenario};
@@ -62,21 +64,34 @@ pub async fn compare(
         upstream,
         log_level: options.relay_log_level.clone(),
         startup_timeout: Duration::from_secs(20),
+        extra_env: Vec::new(),
     };
-    let mut relay = tokio::task::spawn_blocking(move || RelayProcess::start(&relay_options))
-        .await
-        .map_err(|error| BenchError::Relay {
+    let mut relay = start_relay(relay_options.clone()).await?;
+    // The adapter chain runs in a relay of its own, so that the other scenarios
+    // measure a relay without adapters.
+    let mut with_adapters = None;
+    if options.scenarios.contains(&Scenario::MkeAdapters) {
+        let adapters = DemoAdapters::write().map_err(|error| BenchError::Relay {
             binary: options.relay_bin.clone(),
-            message: format!("startup task failed: {error}"),
-        })??;
+            message: format!("cannot write the example adapters: {error}"),
+        })?;
+        let mut adapter_options = relay_options;
+        adapter_options.extra_env = vec![
+            ("ADAPTERS".to_owned(), adapters.declarations().to_owned()),
+            ("ADAPTER_CHAIN".to_owned(), DEMO_CHAIN.to_owned()),
+        ];
+        with_adapters = Some((start_relay(adapter_options).await?, adapters));
+    }
     let mut reports = Vec::with_capacity(options.scenarios.len());
     for &scenario in &options.scenarios {
-        let addr = match scenario {
-            Scenario::Direct => upstream,
-            _ => relay.addr(),
+        let serving = match scenario {
+            Scenario::Direct => None,
+            Scenario::MkeAdapters => with_adapters.as_mut().map(|(relay, _)| relay),
+            _ => Some(&mut relay),
         };
+        let addr = serving.as_ref().map_or(upstream, |relay| relay.addr());
         let report = run_scenario(scenario, &origin(addr)?, options.pairs, &options.load).await?;
-        if !relay.is_running() {
+        if serving.is_some_and(|relay| !relay.is_running()) {
             return Err(BenchError::Relay {
                 binary: options.relay_bin.clone(),
                 message: format!("exited during the {scenario} scenario"),
@@ -86,4 +101,15 @@ pub async fn compare(
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// Starts a relay process off the async threads (startup blocks on its output).
+async fn start_relay(options: RelayOptions) -> Result<RelayProcess, BenchError> {
+    let binary = options.binary.clone();
+    tokio::task::spawn_blocking(move || RelayProcess::start(&options))
+        .await
+        .map_err(|error| BenchError::Relay {
+            binary,
+            message: format!("startup task failed: {error}"),
+        })?
 }

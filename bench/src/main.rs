@@ -16,7 +16,7 @@ use mte_relay_bench::{
 #[command(
     name = "mte-relay-bench",
     version,
-    about = "Bounded load generator for MTE Relay: direct vs pass-through vs MKE vs MTE (loopback only)"
+    about = "Bounded load generator for MTE Relay: direct vs pass-through vs MKE (with and without adapters) vs MTE (loopback only)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,8 +36,9 @@ enum Command {
         #[command(flatten)]
         load: LoadArgs,
     },
-    /// Start the demo upstream and the relay binary, then run all four scenarios with
-    /// the same load and print a table with ratios to the direct scenario.
+    /// Start the demo upstream and the relay binary (and, for mke-adapters, a second
+    /// relay running the example adapters), then run the scenarios with the same load
+    /// and print a table with ratios.
     Compare {
         /// The relay binary (default: $CARGO_TARGET_DIR or ./target, then release/mte-relay).
         #[arg(long)]
@@ -45,6 +46,10 @@ enum Command {
         /// LOG_LEVEL of the relay: info, debug or trace (info writes one access log line per request).
         #[arg(long, default_value = "info")]
         relay_log_level: String,
+        /// Scenarios to run, in this order (default: all). Ratios are to `direct` when
+        /// it runs, else to the first scenario.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        scenarios: Vec<Scenario>,
         #[command(flatten)]
         load: LoadArgs,
     },
@@ -145,6 +150,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         Command::Compare {
             relay_bin,
             relay_log_level,
+            scenarios,
             load,
         } => {
             let options = CompareOptions {
@@ -152,7 +158,11 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 relay_log_level,
                 pairs: load.pairs,
                 load: load.load()?,
-                scenarios: Scenario::ALL.to_vec(),
+                scenarios: if scenarios.is_empty() {
+                    Scenario::ALL.to_vec()
+                } else {
+                    scenarios
+                },
             };
             eprintln!(
                 "compare ({}), relay {}",

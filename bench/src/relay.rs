@@ -28,6 +28,8 @@ pub struct RelayOptions {
     pub log_level: String,
     /// Bound on startup (until the `listening` log line).
     pub startup_timeout: Duration,
+    /// More variables, such as `ADAPTERS` and `ADAPTER_CHAIN`.
+    pub extra_env: Vec<(String, String)>,
 }
 
 /// A running relay, killed when dropped.
@@ -100,6 +102,7 @@ impl RelayProcess {
             .env("PORT", "0")
             .env("LOG_FORMAT", "json")
             .env("LOG_LEVEL", &options.log_level)
+            .envs(options.extra_env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -88,15 +88,16 @@ fn millis(latency: Option<Duration>) -> String {
 }
 
 /// Renders `reports` as a Markdown table. Ratios are req/s relative to the direct
-/// scenario when there is one (else the first report).
+/// scenario when there is one (else the first report), and named after it.
 pub fn render_table(reports: &[Report]) -> String {
     let baseline = reports
         .iter()
         .find(|report| report.scenario == Scenario::Direct)
-        .or_else(|| reports.first())
-        .map(Report::rate);
-    let mut table = String::from(
-        "| scenario | requests | errors | req/s | p50 ms | p90 ms | p99 ms | req/s vs direct |\n\
+        .or_else(|| reports.first());
+    let baseline_name = baseline.map_or("-", |report| report.scenario.name());
+    let baseline = baseline.map(Report::rate);
+    let mut table = format!(
+        "| scenario | requests | errors | req/s | p50 ms | p90 ms | p99 ms | req/s vs {baseline_name} |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for report in reports {

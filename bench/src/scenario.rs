@@ -11,16 +11,21 @@ pub enum Scenario {
     Passthrough,
     /// Through the relay, encrypted with the client SDK in MKE mode.
     Mke,
+    /// MKE through a second relay that runs the example adapter chain
+    /// `[api-key-auth, header-rewrite, usage-log]` on every request.
+    MkeAdapters,
     /// Through the relay, encrypted with the client SDK in MTE mode.
     Mte,
 }
 
 impl Scenario {
-    /// All scenarios in the order `compare` runs them (the baseline first).
-    pub const ALL: [Scenario; 4] = [
+    /// All scenarios in the order `compare` runs them (the baseline first, and the
+    /// adapter chain right after plain MKE, its point of comparison).
+    pub const ALL: [Scenario; 5] = [
         Scenario::Direct,
         Scenario::Passthrough,
         Scenario::Mke,
+        Scenario::MkeAdapters,
         Scenario::Mte,
     ];
 
@@ -30,13 +35,14 @@ impl Scenario {
             Scenario::Direct => "direct",
             Scenario::Passthrough => "passthrough",
             Scenario::Mke => "mke",
+            Scenario::MkeAdapters => "mke-adapters",
             Scenario::Mte => "mte",
         }
     }
 
     /// True when the scenario goes through the relay client SDK.
     pub fn encrypted(self) -> bool {
-        matches!(self, Scenario::Mke | Scenario::Mte)
+        matches!(self, Scenario::Mke | Scenario::MkeAdapters | Scenario::Mte)
     }
 }
 

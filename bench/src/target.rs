@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
+use mte_relay::cli::demo::DEMO_API_KEY;
+
+/// The header the demo's `api-key-auth` reads.
+const API_KEY_HEADER: &str = "x-api-key";
 use http::uri::{PathAndQuery, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -193,6 +197,11 @@ impl Target {
                     CONTENT_TYPE,
                     HeaderValue::from_static("application/octet-stream"),
                 );
+                // Every scenario sends the key the adapter chain checks, so that all
+                // send the same request.
+                request
+                    .headers_mut()
+                    .insert(API_KEY_HEADER, HeaderValue::from_static(DEMO_API_KEY));
                 let response = client.request(request).await.map_err(|error| {
                     Failure::new(FailureClass::Transport, format!("request: {error}"))
                 })?;
@@ -221,6 +230,11 @@ impl Target {
                     CONTENT_TYPE,
                     HeaderValue::from_static("application/octet-stream"),
                 );
+                // Every scenario sends the key the adapter chain checks, so that all
+                // send the same request.
+                request
+                    .headers_mut()
+                    .insert(API_KEY_HEADER, HeaderValue::from_static(DEMO_API_KEY));
                 request.extensions_mut().insert(*mode);
                 let response = client
                     .send(request)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use mte_relay_bench::{Bound, CompareOptions, Load, Scenario, compare, render_table};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn all_four_scenarios_run_without_errors() {
+async fn every_scenario_runs_without_errors() {
     const REQUESTS: u64 = 300;
     let options = CompareOptions {
         relay_bin: mte_relay_tests::relay::binary(),
