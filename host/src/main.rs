@@ -223,7 +223,11 @@ async fn serve_until_signal(
         let address = server.local_addr().map_err(anyhow::Error::from)?;
         tracing::info!(address = %address, "listening");
         on_listening(address);
-        match server.run(shutdown_signal()).await {
+        let drained = server.run(shutdown_signal()).await;
+        if let Some(adapters) = &state.adapters {
+            adapters.shutdown().await;
+        }
+        match drained {
             Drained::Cleanly => tracing::info!("stopped"),
             Drained::GraceExpired => {
                 tracing::warn!("stopped: grace period expired with requests still in flight")

@@ -4,11 +4,11 @@
 //! every loaded meter on an interval.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::bindings::types::UsageRecord;
@@ -47,18 +47,23 @@ struct Queued {
 pub struct MeterSink {
     tx: mpsc::Sender<Queued>,
     dropped: Arc<AtomicU64>,
-    worker: JoinHandle<()>,
+    /// Taken by the first [`MeterSink::shutdown`]. The sink is shared by every
+    /// request, so stopping cannot wait for the last sender to be dropped.
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl MeterSink {
     /// Start the worker on the current tokio runtime.
     pub fn spawn(runtime: &AdapterRuntime, options: MeterSinkOptions) -> Self {
         let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
-        let worker = tokio::spawn(run(runtime.clone(), options, rx));
+        let (stop, stopped) = oneshot::channel();
+        let worker = tokio::spawn(run(runtime.clone(), options, rx, stopped));
         Self {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
-            worker,
+            stop: Mutex::new(Some(stop)),
+            worker: Mutex::new(Some(worker)),
         }
     }
 
@@ -88,11 +93,17 @@ impl MeterSink {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Stop accepting records, deliver what is queued, and wait for the worker.
-    pub async fn shutdown(self) {
-        let MeterSink { tx, worker, .. } = self;
-        drop(tx);
-        let _ = worker.await;
+    /// Stop accepting records, deliver what is queued, give every meter a last
+    /// `on-tick`, and wait for the worker. Records offered afterwards are dropped and
+    /// counted. Later calls return at once.
+    pub async fn shutdown(&self) {
+        if let Some(stop) = self.stop.lock().ok().and_then(|mut stop| stop.take()) {
+            let _ = stop.send(());
+        }
+        let worker = self.worker.lock().ok().and_then(|mut worker| worker.take());
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
     }
 }
 
@@ -108,7 +119,12 @@ struct Pending {
     batch: Vec<UsageRecord>,
 }
 
-async fn run(runtime: AdapterRuntime, options: MeterSinkOptions, mut rx: mpsc::Receiver<Queued>) {
+async fn run(
+    runtime: AdapterRuntime,
+    options: MeterSinkOptions,
+    mut rx: mpsc::Receiver<Queued>,
+    mut stopped: oneshot::Receiver<()>,
+) {
     let engine = runtime.inner.engine.clone();
     let batch_size = options.batch_size.max(1);
     let mut pending: HashMap<String, Pending> = HashMap::new();
@@ -122,18 +138,21 @@ async fn run(runtime: AdapterRuntime, options: MeterSinkOptions, mut rx: mpsc::R
         tokio::select! {
             received = rx.recv() => {
                 let Some(queued) = received else { break };
-                for slot in queued.meters.slots.iter() {
-                    let entry = pending.entry(slot.name.clone()).or_insert_with(|| Pending {
-                        slot: slot.clone(),
-                        batch: Vec::with_capacity(batch_size),
-                    });
-                    entry.batch.push(queued.record.clone());
-                    if entry.batch.len() >= batch_size {
-                        let batch = std::mem::take(&mut entry.batch);
-                        // Failures are logged, counted and policed by the call itself.
-                        let _ = deliver_usage(&engine, &entry.slot, &batch).await;
-                    }
+                enqueue(&engine, &mut pending, batch_size, queued).await;
+            }
+            _ = &mut stopped => {
+                // Refuse new records, deliver every one already queued, then give
+                // each meter a last tick to report what it aggregated.
+                rx.close();
+                while let Some(queued) = rx.recv().await {
+                    enqueue(&engine, &mut pending, batch_size, queued).await;
                 }
+                flush_all(&engine, &mut pending).await;
+                let now = now_ms();
+                for slot in runtime.meter_slots() {
+                    let _ = deliver_tick(&engine, &slot, now).await;
+                }
+                return;
             }
             _ = flush.tick() => flush_all(&engine, &mut pending).await,
             _ = tick.tick() => {
@@ -146,6 +165,27 @@ async fn run(runtime: AdapterRuntime, options: MeterSinkOptions, mut rx: mpsc::R
         }
     }
     flush_all(&engine, &mut pending).await;
+}
+
+/// Adds a record to each of its meters' batches, delivering a batch once it is full.
+async fn enqueue(
+    engine: &Arc<crate::engine::AdapterEngine>,
+    pending: &mut HashMap<String, Pending>,
+    batch_size: usize,
+    queued: Queued,
+) {
+    for slot in queued.meters.slots.iter() {
+        let entry = pending.entry(slot.name.clone()).or_insert_with(|| Pending {
+            slot: slot.clone(),
+            batch: Vec::with_capacity(batch_size),
+        });
+        entry.batch.push(queued.record.clone());
+        if entry.batch.len() >= batch_size {
+            let batch = std::mem::take(&mut entry.batch);
+            // Failures are logged, counted and policed by the call itself.
+            let _ = deliver_usage(engine, &entry.slot, &batch).await;
+        }
+    }
 }
 
 async fn flush_all(

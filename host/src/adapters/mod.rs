@@ -141,6 +141,13 @@ impl Adapters {
         self.runtime.watch(interval)
     }
 
+    /// Delivers the usage records still queued to the meters and stops the meter
+    /// worker; records of requests that finish later are dropped (and counted). Run
+    /// once the server has drained, so that shutdown loses no usage.
+    pub async fn shutdown(&self) {
+        self.sink.shutdown().await;
+    }
+
     /// Queues a usage record for the domain's meters; never blocks.
     pub fn record_usage(&self, domain: &str, record: UsageRecord) {
         if let Some(chain) = self

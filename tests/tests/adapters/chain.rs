@@ -201,3 +201,41 @@ async fn usage_log_counts_requests_per_domain_and_summarises_on_each_tick() {
         .expect("bytes_out field");
     assert!(bytes_out >= 4 * "upstream".len() as u64, "{line}");
 }
+
+#[tokio::test]
+async fn on_shutdown_queued_usage_is_delivered_and_meters_tick_once_more() {
+    let upstream = RecordingUpstream::start().await;
+    let adapters = crate::support::adapters_json(vec![declaration(
+        "usage",
+        "usage-log",
+        json!({ "config": {} }),
+    )]);
+    let mut relay = mte_relay_tests::relay::Relay::start(&[
+        ("UPSTREAM", upstream.url().as_str()),
+        ("CLIENT_ID_SECRET", crate::support::CLIENT_ID_SECRET),
+        ("ADAPTERS", adapters.as_str()),
+        ("ADAPTER_CHAIN", "usage"),
+        // No tick would come for an hour: the summary below is the shutdown's.
+        ("ADAPTER_TICK_SECS", "3600"),
+    ]);
+    let client = client(&relay);
+    for n in 0..2 {
+        let answer = get_through(&client, &format!("/before-shutdown?n={n}"), &[]).await;
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    drop(client);
+    relay.terminate();
+    assert!(relay.wait_exit().success());
+    let summaries: Vec<String> = relay
+        .json_logs()
+        .into_iter()
+        .filter(|json| json["adapter"] == "usage")
+        .filter_map(|json| json["message"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        summaries
+            .iter()
+            .any(|line| line.starts_with("usage domain=* requests=2 ")),
+        "the last tick reports both requests: {summaries:?}"
+    );
+}
