@@ -9,7 +9,7 @@ use crate::support::{CLIENT_ID_SECRET, adapters_json};
 
 /// Runs `serve` and `check-config` with the base settings plus `extra`; both must
 /// exit 2 with one stderr line containing every one of `expected`.
-fn refused(extra: &[(&str, &str)], expected: &[&str]) {
+pub fn refused(extra: &[(&str, &str)], expected: &[&str]) {
     let mut env = Vec::new();
     if !extra.iter().any(|(name, _)| *name == "DOMAIN_MAP") {
         env.extend([

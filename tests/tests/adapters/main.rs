@@ -5,5 +5,6 @@
 mod chain;
 mod config;
 mod misbehaviour;
+mod python;
 mod reload;
 mod support;

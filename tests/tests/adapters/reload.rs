@@ -1,10 +1,11 @@
 //! Hot reload through the real relay: SIGHUP and a changed `ADAPTERS_FILE` swap in
 //! the new version; a version that fails to initialise leaves the old one serving.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
+use mte_relay_client::RelayClient;
 use mte_relay_tests::guests::declaration;
 use mte_relay_tests::relay::{Relay, signal};
 use serde_json::json;
@@ -27,7 +28,7 @@ fn rewrite_file(path: &Path, value: &str) {
 /// The `x-version` the upstream sees for a fresh request, polled until it equals
 /// `expected` or a bounded wait ends; returns the last value seen.
 async fn version_reaching_upstream(
-    client: &mte_relay_client::RelayClient,
+    client: &RelayClient,
     upstream: &RecordingUpstream,
     expected: &str,
 ) -> String {
@@ -59,16 +60,17 @@ fn start(upstream: &RecordingUpstream, file: &Path) -> Relay {
     ])
 }
 
-fn temp_file(name: &str) -> std::path::PathBuf {
+fn temp_file(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("mte-relay-reload-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir.join("adapters.json")
 }
 
-#[tokio::test]
-async fn sighup_swaps_in_a_new_version_and_a_broken_one_leaves_the_old_serving() {
+/// A relay whose `ADAPTERS_FILE` (in a directory named after `test`) sets `x-version:
+/// v1`, checked to reach the upstream.
+async fn serving_v1(test: &str) -> (RecordingUpstream, PathBuf, Relay, RelayClient) {
     let upstream = RecordingUpstream::start().await;
-    let file = temp_file("sighup");
+    let file = temp_file(test);
     rewrite_file(&file, "v1");
     let relay = start(&upstream, &file);
     let client = client(&relay);
@@ -76,6 +78,12 @@ async fn sighup_swaps_in_a_new_version_and_a_broken_one_leaves_the_old_serving()
         version_reaching_upstream(&client, &upstream, "v1").await,
         "v1"
     );
+    (upstream, file, relay, client)
+}
+
+#[tokio::test]
+async fn sighup_swaps_in_a_new_version_and_a_broken_one_leaves_the_old_serving() {
+    let (upstream, file, relay, client) = serving_v1("sighup").await;
 
     rewrite_file(&file, "v2");
     signal(relay.pid(), "HUP");
@@ -107,15 +115,7 @@ async fn sighup_swaps_in_a_new_version_and_a_broken_one_leaves_the_old_serving()
 
 #[tokio::test]
 async fn a_changed_adapters_file_is_picked_up_without_a_signal() {
-    let upstream = RecordingUpstream::start().await;
-    let file = temp_file("watch");
-    rewrite_file(&file, "v1");
-    let relay = start(&upstream, &file);
-    let client = client(&relay);
-    assert_eq!(
-        version_reaching_upstream(&client, &upstream, "v1").await,
-        "v1"
-    );
+    let (upstream, file, _relay, client) = serving_v1("watch").await;
 
     rewrite_file(&file, "v2");
     assert_eq!(
