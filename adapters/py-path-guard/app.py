@@ -15,7 +15,7 @@ from wit_world.imports import kv, log, types
 
 
 class WitWorld(wit_world.WitWorld):
-    def init(self, config: str) -> None:
+    def init(self, config: str) -> types.FilterHooks:
         try:
             settings = json.loads(config) or {}
         except ValueError as e:
@@ -26,6 +26,8 @@ class WitWorld(wit_world.WitWorld):
         global DENY, TAG
         DENY = prefixes
         TAG = settings.get("tag_header", "x-path-guard")
+        # Only requests are guarded: the relay need not call on_response.
+        return types.FilterHooks(on_response=False)
 
     def on_request(self, request: types.RequestInfo) -> types.RequestAction:
         path = request.path_with_query.split("?", 1)[0]

@@ -161,6 +161,11 @@ impl Filter for ApiKeyAuth {
         Self::from_json(config.raw())
     }
 
+    /// Only requests are checked: the relay skips this filter on responses.
+    fn edits_responses(&self) -> bool {
+        false
+    }
+
     fn on_request(&mut self, request: &RequestInfo) -> Result<RequestAction, String> {
         if self.is_public(request.path()) {
             return Ok(RequestAction::proceed());

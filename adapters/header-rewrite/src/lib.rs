@@ -100,6 +100,11 @@ impl Filter for HeaderRewrite {
         Self::from_json(config.raw())
     }
 
+    /// Without `response` rules there is nothing to do on responses.
+    fn edits_responses(&self) -> bool {
+        !self.response.is_empty()
+    }
+
     fn on_request(&mut self, request: &RequestInfo) -> Result<RequestAction, String> {
         Ok(RequestAction::proceed_with(edits_for(
             &self.request,

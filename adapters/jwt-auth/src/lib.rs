@@ -215,6 +215,11 @@ impl Filter for JwtAuth {
         Self::from_json(config.raw())
     }
 
+    /// Only requests are checked: the relay skips this filter on responses.
+    fn edits_responses(&self) -> bool {
+        false
+    }
+
     fn on_request(&mut self, request: &RequestInfo) -> Result<RequestAction, String> {
         let Some(value) = request.header(&self.header) else {
             return Ok(unauthorized("missing bearer token"));

@@ -95,8 +95,20 @@ impl FilterChain {
         Ok(RequestOutcome::Continue(all_edits))
     }
 
+    /// True when at least one filter wants `on-response` (or is gone, which only
+    /// `on-response` can report): otherwise the relay can skip preparing a response.
+    pub fn edits_responses(&self) -> bool {
+        self.slots.iter().any(|slot| {
+            slot.current
+                .load()
+                .as_ref()
+                .is_none_or(|version| version.edits_responses())
+        })
+    }
+
     /// Run `on-response` in reverse chain order, updating `response.headers` in
-    /// place and returning the validated edits for the relay to apply.
+    /// place and returning the validated edits for the relay to apply. Filters whose
+    /// `init` said they never edit responses are not called.
     pub async fn on_response(
         &self,
         request: &wit::RequestInfo,
@@ -109,6 +121,9 @@ impl FilterChain {
                 Err(e) if e.disposition == Disposition::Proceed => continue,
                 Err(e) => return Err(e),
             };
+            if !version.edits_responses() {
+                continue;
+            }
             match version.on_response(&self.engine, request, response).await {
                 Ok(edits) => {
                     for edit in &edits {

@@ -3,6 +3,7 @@
 //! classification, policy, breaker).
 
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,6 +80,9 @@ pub(crate) struct AdapterVersion {
     stats: Arc<AdapterStats>,
     epoch_ticks: u64,
     init_ticks: u64,
+    /// What the filter's `init` answered (the same for every instance of a version,
+    /// which shares code and config); always true for meters.
+    edits_responses: AtomicBool,
 }
 
 /// Content fingerprint of a component file: cheap change detection and a
@@ -176,6 +180,7 @@ impl AdapterVersion {
             health: Health::new(policy, spec.breaker_threshold, spec.breaker_cooldown),
             epoch_ticks: engine.ticks_for(spec.deadline),
             init_ticks: engine.ticks_for(spec.deadline.max(MIN_INIT_DEADLINE)),
+            edits_responses: AtomicBool::new(true),
             stats,
             spec,
         });
@@ -196,6 +201,12 @@ impl AdapterVersion {
 
     pub fn version(&self) -> &str {
         &self.identity.version
+    }
+
+    /// False when the filter's `init` said it never edits responses, so that its
+    /// `on-response` is not called.
+    pub fn edits_responses(&self) -> bool {
+        self.edits_responses.load(Ordering::Relaxed)
     }
 
     pub async fn on_request(
@@ -339,14 +350,21 @@ impl AdapterVersion {
                 Pre::Meter(pre) => Bound::Meter(pre.instantiate_async(&mut store).await?),
             };
             let init = match &bound {
-                Bound::Filter(f) => f.call_init(&mut store, config).await?,
-                Bound::Meter(m) => m.call_init(&mut store, config).await?,
+                Bound::Filter(f) => f
+                    .call_init(&mut store, config)
+                    .await?
+                    .map(|hooks| hooks.on_response),
+                Bound::Meter(m) => m.call_init(&mut store, config).await?.map(|()| true),
             };
             wasmtime::Result::Ok((bound, init))
         })
         .await;
         match outcome {
-            Ok(Ok((bound, Ok(())))) => Ok(Warm { store, bound }),
+            Ok(Ok((bound, Ok(edits_responses)))) => {
+                self.edits_responses
+                    .store(edits_responses, Ordering::Relaxed);
+                Ok(Warm { store, bound })
+            }
             Ok(Ok((_, Err(message)))) => Err(self.fail(
                 hook,
                 FailureKind::Instantiate(format!("init returned an error: {message}")),

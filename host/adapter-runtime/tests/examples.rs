@@ -290,3 +290,63 @@ async fn meter_sink_never_blocks_and_counts_drops() {
     assert!(sink.dropped() >= 90, "dropped {}", sink.dropped());
     sink.shutdown().await;
 }
+
+/// `init` tells the relay whether an instance edits responses; those that do not are
+/// never called for `on-response` (one call per request saved).
+#[tokio::test]
+async fn filters_that_never_edit_responses_are_not_called_for_them() {
+    let rt = runtime();
+    load(
+        &rt,
+        vec![
+            adapter(
+                "keys",
+                guests::API_KEY_AUTH,
+                json!({ "config": { "keys": [ { "label": "a", "sha256": sha256_hex("k") } ] } }),
+            ),
+            adapter(
+                "request-only",
+                guests::HEADER_REWRITE,
+                json!({ "config": { "request": [ { "op": "set", "name": "x-a", "value": "1" } ] } }),
+            ),
+            adapter(
+                "both-ways",
+                guests::HEADER_REWRITE,
+                json!({ "config": { "response": [ { "op": "set", "name": "x-b", "value": "2" } ] } }),
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+    let calls = |name: &str| {
+        rt.stats()
+            .into_iter()
+            .find(|stats| stats.name == name)
+            .unwrap()
+            .calls
+    };
+
+    let quiet = rt.chain(&["keys", "request-only"]).unwrap();
+    assert!(!quiet.filters.edits_responses());
+    let both = rt.chain(&["keys", "request-only", "both-ways"]).unwrap();
+    assert!(both.filters.edits_responses());
+
+    let request = with_header(request("/"), "x-api-key", "k");
+    let mut response = ResponseInfo {
+        status: 200,
+        headers: vec![],
+    };
+    let before = (calls("keys"), calls("request-only"), calls("both-ways"));
+    let edits = both
+        .filters
+        .on_response(&request, &mut response)
+        .await
+        .unwrap();
+    assert_eq!(edits.len(), 1);
+    assert_eq!(header(&response.headers, "x-b"), Some("2"));
+    assert_eq!(
+        (calls("keys"), calls("request-only"), calls("both-ways")),
+        (before.0, before.1, before.2 + 1),
+        "only the filter with response rules was called"
+    );
+}

@@ -242,6 +242,9 @@ pub async fn filter_response(
     request: &RequestInfo,
     response: &mut Response<RelayBody>,
 ) -> Result<(), HookError> {
+    if !chain.filters.edits_responses() {
+        return Ok(());
+    }
     let mut info = ResponseInfo {
         status: response.status().as_u16(),
         headers: to_wit(response.headers()),

@@ -31,8 +31,8 @@ pub mod log;
 mod types;
 
 pub use types::{
-    Header, HeaderEdit, LocalResponse, RequestAction, RequestInfo, ResponseInfo, RouteClass,
-    UsageRecord, header,
+    FilterHooks, Header, HeaderEdit, LocalResponse, RequestAction, RequestInfo, ResponseInfo,
+    RouteClass, UsageRecord, header,
 };
 /// Standard WASI 0.2 bindings (clocks, random, outbound `wasi:http`).
 pub use wasip2 as wasi;
@@ -77,6 +77,13 @@ pub trait Filter: Sized + 'static {
     fn on_request(&mut self, request: &RequestInfo) -> Result<RequestAction, String> {
         let _ = request;
         Ok(RequestAction::proceed())
+    }
+
+    /// Whether this instance edits responses, asked once after `init`. When false the
+    /// relay never calls [`Filter::on_response`], which saves a call per request: return
+    /// false from filters that only look at requests. Default: true.
+    fn edits_responses(&self) -> bool {
+        true
     }
 
     /// Edit the response headers (reverse chain order). Default: no edits.
@@ -152,10 +159,15 @@ macro_rules! export_filter {
             struct Exported;
 
             impl $crate::bindings::filter::Guest for Exported {
-                fn init(config: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                fn init(
+                    config: ::std::string::String,
+                ) -> ::std::result::Result<$crate::FilterHooks, ::std::string::String> {
                     let state = <$ty as $crate::Filter>::init($crate::Config::from_raw(config))?;
+                    let hooks = $crate::FilterHooks {
+                        on_response: <$ty as $crate::Filter>::edits_responses(&state),
+                    };
                     STATE.with(|cell| cell.install(state));
-                    Ok(())
+                    Ok(hooks)
                 }
 
                 fn on_request(

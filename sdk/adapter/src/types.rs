@@ -3,8 +3,8 @@
 use crate::bindings::common::mte_relay::adapter::types as wit;
 
 pub use wit::{
-    Header, HeaderEdit, LocalResponse, RequestAction, RequestInfo, ResponseInfo, RouteClass,
-    UsageRecord,
+    FilterHooks, Header, HeaderEdit, LocalResponse, RequestAction, RequestInfo, ResponseInfo,
+    RouteClass, UsageRecord,
 };
 
 /// Case-insensitive lookup over a header list (HTTP names are case-insensitive).
