@@ -34,5 +34,6 @@ pub mod replay;
 pub mod rng;
 pub mod secret;
 pub mod stream;
+pub mod xwing;
 
 pub use registry::{ClientReaction, ERROR_HEADER, ErrorBody, ErrorReason};

@@ -15,7 +15,6 @@
 //! means the two sides hold different `SECRET`s, or someone altered the exchange.
 
 use subtle::ConstantTimeEq;
-use x_wing::{Decapsulate, Decapsulator, Encapsulate, Generate, KeyExport};
 
 use crate::encoding::{b64_decode, b64_decode_array, b64_encode, put_lp};
 use crate::ids::{PairId, is_client_id_syntax};
@@ -24,11 +23,12 @@ use crate::kdf::{
 };
 use crate::keys::PairKeys;
 use crate::registry::ErrorReason;
+use crate::xwing;
 
 /// Length of an X-Wing public (encapsulation) key.
-pub const PUBLIC_KEY_LEN: usize = x_wing::ENCAPSULATION_KEY_SIZE;
+pub const PUBLIC_KEY_LEN: usize = xwing::PUBLIC_KEY_LEN;
 /// Length of an X-Wing ciphertext.
-pub const CIPHERTEXT_LEN: usize = x_wing::CIPHERTEXT_SIZE;
+pub const CIPHERTEXT_LEN: usize = xwing::CIPHERTEXT_LEN;
 /// The route that accepts pairing documents.
 pub const PAIR_ROUTE: &str = "/api/mte-pair";
 
@@ -176,7 +176,7 @@ impl PairingResponse {
 /// The client's half of a pair in progress: the id and the X-Wing decapsulation key.
 pub struct PendingPair {
     pair_id: PairId,
-    decapsulation_key: x_wing::DecapsulationKey,
+    decapsulation_key: xwing::DecapsulationKey,
 }
 
 impl core::fmt::Debug for PendingPair {
@@ -191,7 +191,7 @@ impl PendingPair {
     /// Draws a pair id and a fresh key pair.
     pub fn generate(rng: &mut impl rand_core::CryptoRng) -> Self {
         let pair_id = PairId::random(rng);
-        let decapsulation_key = x_wing::DecapsulationKey::generate_from_rng(rng);
+        let decapsulation_key = xwing::DecapsulationKey::generate(rng);
         PendingPair {
             pair_id,
             decapsulation_key,
@@ -207,15 +207,12 @@ impl PendingPair {
     pub fn offer(&self) -> PairOffer {
         PairOffer {
             pair_id: self.pair_id.to_string(),
-            public_key: b64_encode(&self.public_key()),
+            public_key: b64_encode(self.public_key()),
         }
     }
 
-    fn public_key(&self) -> Vec<u8> {
-        self.decapsulation_key
-            .encapsulation_key()
-            .to_bytes()
-            .to_vec()
+    fn public_key(&self) -> &[u8; PUBLIC_KEY_LEN] {
+        self.decapsulation_key.public_key()
     }
 
     /// Completes the pair from the relay's answer.
@@ -233,13 +230,11 @@ impl PendingPair {
             .ok_or(PairingError::InvalidCiphertext)?;
         let confirm: [u8; 32] =
             b64_decode_array(answer.confirm.as_bytes()).ok_or(PairingError::ConfirmationFailed)?;
-        let shared = self
-            .decapsulation_key
-            .decapsulate(&x_wing::Ciphertext::from(ciphertext));
+        let shared = self.decapsulation_key.decapsulate(&ciphertext);
         let derived = derive(
             scope,
             &self.pair_id,
-            &self.public_key(),
+            self.public_key(),
             &ciphertext,
             shared.as_slice(),
         );
@@ -262,9 +257,9 @@ pub fn accept_offer(
     let public_key = b64_decode(offer.public_key.as_bytes())
         .filter(|key| key.len() == PUBLIC_KEY_LEN)
         .ok_or(PairingError::InvalidPublicKey)?;
-    let encapsulation_key = x_wing::EncapsulationKey::try_from(public_key.as_slice())
-        .map_err(|_| PairingError::InvalidPublicKey)?;
-    let (ciphertext, shared) = encapsulation_key.encapsulate_with_rng(rng);
+    let encapsulation_key =
+        xwing::EncapsulationKey::from_bytes(&public_key).ok_or(PairingError::InvalidPublicKey)?;
+    let (ciphertext, shared) = encapsulation_key.encapsulate(rng);
     let derived = derive(
         scope,
         &pair_id,

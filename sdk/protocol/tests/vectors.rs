@@ -512,7 +512,7 @@ fn our_vectors_match_byte_for_byte() {
 
 #[test]
 fn published_x_wing_vectors() {
-    use x_wing::{Decapsulate, Decapsulator, Encapsulate, KeyExport};
+    use mte_relay_protocol::xwing::{DecapsulationKey, EncapsulationKey};
     let text = std::fs::read_to_string(vectors_dir().join("published-x-wing.json")).expect("file");
     let document: Value = serde_json::from_str(&text).expect("json");
     let cases = document["cases"].as_array().expect("cases");
@@ -520,17 +520,52 @@ fn published_x_wing_vectors() {
     for case in cases {
         let seed: [u8; 32] = array32(&hex_field(case, "seed"));
         assert_eq!(hex_field(case, "sk"), seed, "X-Wing secret key is its seed");
-        let decapsulation_key = x_wing::DecapsulationKey::from(seed);
-        let public_key = decapsulation_key.encapsulation_key().to_bytes();
-        assert_eq!(public_key.to_vec(), hex_field(case, "pk"));
-        let (ciphertext, shared) = decapsulation_key
-            .encapsulation_key()
-            .encapsulate_with_rng(&mut FixedRng::new(&[&hex_field(case, "eseed")]));
+        let decapsulation_key = DecapsulationKey::from_seed(seed);
+        assert_eq!(
+            decapsulation_key.public_key().to_vec(),
+            hex_field(case, "pk")
+        );
+        let encapsulation_key =
+            EncapsulationKey::from_bytes(decapsulation_key.public_key()).expect("valid key");
+        let eseed: [u8; 64] = hex_field(case, "eseed").try_into().expect("64 bytes");
+        let (ciphertext, shared) = encapsulation_key.encapsulate_with(&eseed);
         assert_eq!(ciphertext.to_vec(), hex_field(case, "ct"));
         assert_eq!(shared.to_vec(), hex_field(case, "ss"));
         assert_eq!(
             decapsulation_key.decapsulate(&ciphertext).to_vec(),
             hex_field(case, "ss")
+        );
+    }
+}
+
+/// Our X-Wing (libcrux ML-KEM) against RustCrypto's `x-wing` crate on many random
+/// seeds and encapsulation randomness: same keys, ciphertexts and secrets.
+#[test]
+fn x_wing_agrees_with_an_independent_implementation() {
+    use mte_relay_protocol::xwing::{DecapsulationKey, EncapsulationKey};
+    use x_wing::{Decapsulate, Decapsulator, Encapsulate, KeyExport};
+    for n in 0..32u32 {
+        let seed: [u8; 32] = seeded(&format!("cross-check/{n}/seed"), 32)
+            .try_into()
+            .expect("32 bytes");
+        let eseed = seeded(&format!("cross-check/{n}/eseed"), 64);
+        let ours = DecapsulationKey::from_seed(seed);
+        let theirs = x_wing::DecapsulationKey::from(seed);
+        let their_public_key = theirs.encapsulation_key().to_bytes();
+        assert_eq!(ours.public_key().to_vec(), their_public_key.to_vec());
+
+        let eseed_array: [u8; 64] = eseed.clone().try_into().expect("64 bytes");
+        let (ciphertext, shared) = EncapsulationKey::from_bytes(ours.public_key())
+            .expect("valid key")
+            .encapsulate_with(&eseed_array);
+        let (their_ciphertext, their_shared) = theirs
+            .encapsulation_key()
+            .encapsulate_with_rng(&mut FixedRng::new(&[&eseed]));
+        assert_eq!(ciphertext.to_vec(), their_ciphertext.to_vec());
+        assert_eq!(shared.to_vec(), their_shared.to_vec());
+        assert_eq!(
+            theirs.decapsulate(&their_ciphertext).to_vec(),
+            ours.decapsulate(&ciphertext).to_vec()
         );
     }
 }
