@@ -68,7 +68,10 @@ impl AdapterEngine {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .memory_init_cow(true)
             .epoch_interruption(true)
-            .wasm_component_model(true);
+            .wasm_component_model(true)
+            // Hooks are plain async calls; the component-model-async machinery
+            // (concurrent tasks, streams) is not used and costs on every call.
+            .concurrency_support(false);
         let engine = Engine::new(&config).map_err(engine_err)?;
 
         let mut linker = Linker::new(&engine);
