@@ -21,7 +21,8 @@ const EXIT_BAD_CONFIG: u8 = 2;
     about = "MTE Relay: an end-to-end encryption reverse proxy",
     long_about = "MTE Relay: an end-to-end encryption reverse proxy.\n\n\
         All settings come from environment variables (DOMAIN_MAP, or UPSTREAM and the \
-        other single-domain variables; PORT, LOG_LEVEL, ...). See docs/configuration.md.\n\
+        other single-domain variables; PORT, LOG_LEVEL, ADAPTERS or ADAPTERS_FILE, ...). \
+        See docs/configuration.md.\n\
         Invalid configuration exits with code 2 and one line naming the variable and field."
 )]
 struct Cli {
@@ -34,20 +35,24 @@ enum Command {
     /// Run the relay with the configuration from the environment (the default).
     ///
     /// Stops on SIGTERM or SIGINT: stops accepting, lets in-flight requests finish
-    /// for up to SHUTDOWN_GRACE_SECS, then exits 0.
+    /// for up to SHUTDOWN_GRACE_SECS, delivers queued usage records to meter adapters,
+    /// then exits 0. SIGHUP (or a changed ADAPTERS_FILE) reloads the adapters.
     Serve,
     /// Validate the configuration from the environment without serving.
     ///
     /// Prints the effective configuration with secrets redacted, then a one-line
-    /// `export DOMAIN_MAP='...'` equivalent. Exits 0 when valid, 2 when not.
+    /// `export DOMAIN_MAP='...'` equivalent. Adapters are loaded for real (compiled,
+    /// matched to a world, initialised). Exits 0 when valid, 2 when not.
     CheckConfig,
     /// Run the relay on localhost in front of a built-in demo API, and print how to
     /// try it.
     ///
     /// The demo upstream answers /echo (JSON echo), /sse (Server-Sent Events),
     /// /download?bytes=N, /upload (size and SHA-256 of the body) and /health. The
-    /// relay uses the in-memory pair store and a fresh random client id secret; the
-    /// environment is not read.
+    /// relay uses the in-memory pair store and a fresh random client id secret, and
+    /// runs the example adapters embedded in the binary on every request:
+    /// api-key-auth (send `x-api-key: demo-key`; /health is public), header-rewrite
+    /// and usage-log. The environment is not read.
     Demo {
         /// Port of the relay on 127.0.0.1.
         #[arg(long, default_value_t = mte_relay::cli::demo::DEFAULT_PORT)]
