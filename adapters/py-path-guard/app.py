@@ -26,8 +26,9 @@ class WitWorld(wit_world.WitWorld):
         global DENY, TAG
         DENY = prefixes
         TAG = settings.get("tag_header", "x-path-guard")
-        # Only requests are guarded: the relay need not call on_response.
-        return types.FilterHooks(on_response=False)
+        # Only requests are guarded (by path): the relay need not call on_response,
+        # nor copy any header into the component.
+        return types.FilterHooks(on_response=False, request_headers=[])
 
     def on_request(self, request: types.RequestInfo) -> types.RequestAction:
         path = request.path_with_query.split("?", 1)[0]

@@ -166,6 +166,11 @@ impl Filter for ApiKeyAuth {
         false
     }
 
+    /// The key header is all it reads.
+    fn request_headers(&self) -> Option<Vec<String>> {
+        Some(vec![self.header.clone()])
+    }
+
     fn on_request(&mut self, request: &RequestInfo) -> Result<RequestAction, String> {
         if self.is_public(request.path()) {
             return Ok(RequestAction::proceed());

@@ -105,6 +105,20 @@ impl Filter for HeaderRewrite {
         !self.response.is_empty()
     }
 
+    /// Only `rename` reads request headers (the value it moves); templates use the
+    /// request's other fields.
+    fn request_headers(&self) -> Option<Vec<String>> {
+        Some(
+            self.request
+                .iter()
+                .filter_map(|rule| match rule {
+                    Rule::Rename { from, .. } => Some(from.clone()),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
     fn on_request(&mut self, request: &RequestInfo) -> Result<RequestAction, String> {
         Ok(RequestAction::proceed_with(edits_for(
             &self.request,

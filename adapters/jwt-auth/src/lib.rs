@@ -220,6 +220,11 @@ impl Filter for JwtAuth {
         false
     }
 
+    /// The token header is all it reads.
+    fn request_headers(&self) -> Option<Vec<String>> {
+        Some(vec![self.header.clone()])
+    }
+
     fn on_request(&mut self, request: &RequestInfo) -> Result<RequestAction, String> {
         let Some(value) = request.header(&self.header) else {
             return Ok(unauthorized("missing bearer token"));

@@ -4,7 +4,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use wasmtime::component::Component;
@@ -83,6 +83,8 @@ pub(crate) struct AdapterVersion {
     /// What the filter's `init` answered (the same for every instance of a version,
     /// which shares code and config); always true for meters.
     edits_responses: AtomicBool,
+    /// The request headers the filter's `init` said it reads; unset or `None`: all.
+    request_headers: OnceLock<Option<Arc<[String]>>>,
 }
 
 /// Content fingerprint of a component file: cheap change detection and a
@@ -181,6 +183,7 @@ impl AdapterVersion {
             epoch_ticks: engine.ticks_for(spec.deadline),
             init_ticks: engine.ticks_for(spec.deadline.max(MIN_INIT_DEADLINE)),
             edits_responses: AtomicBool::new(true),
+            request_headers: OnceLock::new(),
             stats,
             spec,
         });
@@ -203,6 +206,13 @@ impl AdapterVersion {
         &self.identity.version
     }
 
+    /// The request as this filter asked to see it: only the headers its `init` named.
+    /// `None` when it reads them all (the request goes as it is).
+    fn narrow(&self, request: &wit::RequestInfo) -> Option<wit::RequestInfo> {
+        let names = self.request_headers.get()?.as_ref()?;
+        Some(narrow_headers(request, names))
+    }
+
     /// False when the filter's `init` said it never edits responses, so that its
     /// `on-response` is not called.
     pub fn edits_responses(&self) -> bool {
@@ -216,6 +226,8 @@ impl AdapterVersion {
     ) -> Result<RequestAction, HookError> {
         let hook = Hook::OnRequest;
         let mut warm = self.check_out(engine, hook).await?;
+        let narrowed = self.narrow(request);
+        let request = narrowed.as_ref().unwrap_or(request);
         let outcome = match &warm.bound {
             Bound::Filter(f) => {
                 let call = f.call_on_request(&mut warm.store, request);
@@ -243,6 +255,8 @@ impl AdapterVersion {
     ) -> Result<Vec<HeaderEdit>, HookError> {
         let hook = Hook::OnResponse;
         let mut warm = self.check_out(engine, hook).await?;
+        let narrowed = self.narrow(request);
+        let request = narrowed.as_ref().unwrap_or(request);
         let outcome = match &warm.bound {
             Bound::Filter(f) => {
                 let call = f.call_on_response(&mut warm.store, request, response);
@@ -350,19 +364,27 @@ impl AdapterVersion {
                 Pre::Meter(pre) => Bound::Meter(pre.instantiate_async(&mut store).await?),
             };
             let init = match &bound {
-                Bound::Filter(f) => f
-                    .call_init(&mut store, config)
-                    .await?
-                    .map(|hooks| hooks.on_response),
-                Bound::Meter(m) => m.call_init(&mut store, config).await?.map(|()| true),
+                Bound::Filter(f) => f.call_init(&mut store, config).await?,
+                Bound::Meter(m) => {
+                    m.call_init(&mut store, config)
+                        .await?
+                        .map(|()| wit::FilterHooks {
+                            on_response: true,
+                            request_headers: None,
+                        })
+                }
             };
             wasmtime::Result::Ok((bound, init))
         })
         .await;
         match outcome {
-            Ok(Ok((bound, Ok(edits_responses)))) => {
+            Ok(Ok((bound, Ok(hooks)))) => {
                 self.edits_responses
-                    .store(edits_responses, Ordering::Relaxed);
+                    .store(hooks.on_response, Ordering::Relaxed);
+                // Every instance of a version answers the same; the first answer stays.
+                let _ = self
+                    .request_headers
+                    .set(hooks.request_headers.map(Arc::from));
                 Ok(Warm { store, bound })
             }
             Ok(Ok((_, Err(message)))) => Err(self.fail(
@@ -494,6 +516,31 @@ impl AdapterVersion {
     }
 }
 
+/// A copy of `request` with only the headers named in `names` (compared
+/// case-insensitively), in their original order.
+fn narrow_headers(request: &wit::RequestInfo, names: &[String]) -> wit::RequestInfo {
+    wit::RequestInfo {
+        headers: request
+            .headers
+            .iter()
+            .filter(|header| {
+                names
+                    .iter()
+                    .any(|name| name.eq_ignore_ascii_case(&header.name))
+            })
+            .cloned()
+            .collect(),
+        method: request.method.clone(),
+        path_with_query: request.path_with_query.clone(),
+        domain: request.domain.clone(),
+        route_class: request.route_class,
+        client_id: request.client_id.clone(),
+        pair_id: request.pair_id.clone(),
+        correlation_id: request.correlation_id.clone(),
+        remote_addr: request.remote_addr.clone(),
+    }
+}
+
 /// Joins a multi-line diagnostic into one line: configuration errors print as one.
 fn one_line(text: &str) -> String {
     text.lines()
@@ -501,4 +548,50 @@ fn one_line(text: &str) -> String {
         .filter(|line| !line.is_empty())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(name: &str, value: &str) -> wit::Header {
+        wit::Header {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn narrowing_keeps_only_the_named_headers_in_order() {
+        let request = wit::RequestInfo {
+            method: "GET".into(),
+            path_with_query: "/a?b=1".into(),
+            headers: vec![
+                header("accept", "*/*"),
+                header("x-api-key", "k1"),
+                header("cookie", "c"),
+                header("x-api-key", "k2"),
+            ],
+            domain: "api.example.com".into(),
+            route_class: wit::RouteClass::Mte,
+            client_id: Some("client".into()),
+            pair_id: Some("pair".into()),
+            correlation_id: "corr".into(),
+            remote_addr: "127.0.0.1:1".into(),
+        };
+        let narrowed = narrow_headers(&request, &["X-API-KEY".to_owned()]);
+        assert_eq!(
+            narrowed.headers,
+            vec![header("x-api-key", "k1"), header("x-api-key", "k2")]
+        );
+        assert_eq!(
+            wit::RequestInfo {
+                headers: request.headers.clone(),
+                ..narrowed.clone()
+            },
+            request,
+            "every other field is kept"
+        );
+        assert!(narrow_headers(&request, &[]).headers.is_empty());
+    }
 }
