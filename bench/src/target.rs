@@ -190,18 +190,7 @@ impl Target {
                     .path_and_query(path.clone())
                     .build()
                     .map_err(|error| Failure::new(FailureClass::Invalid, error.to_string()))?;
-                let mut request = http::Request::new(Full::new(payload.clone()));
-                *request.method_mut() = http::Method::POST;
-                *request.uri_mut() = uri;
-                request.headers_mut().insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("application/octet-stream"),
-                );
-                // Every scenario sends the key the adapter chain checks, so that all
-                // send the same request.
-                request
-                    .headers_mut()
-                    .insert(API_KEY_HEADER, HeaderValue::from_static(DEMO_API_KEY));
+                let request = benchmark_request(uri, Full::new(payload.clone()));
                 let response = client.request(request).await.map_err(|error| {
                     Failure::new(FailureClass::Transport, format!("request: {error}"))
                 })?;
@@ -214,27 +203,10 @@ impl Target {
                         Failure::new(FailureClass::Transport, format!("response body: {error}"))
                     })?
                     .to_bytes();
-                if !status.is_success() {
-                    return Err(Failure::new(
-                        FailureClass::Status,
-                        format!("status {status}: {}", String::from_utf8_lossy(&body)),
-                    ));
-                }
-                Ok(body)
+                successful(status, body)
             }
             Target::Relay { client, mode } => {
-                let mut request = http::Request::new(payload.clone());
-                *request.method_mut() = http::Method::POST;
-                *request.uri_mut() = Uri::from(path.clone());
-                request.headers_mut().insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("application/octet-stream"),
-                );
-                // Every scenario sends the key the adapter chain checks, so that all
-                // send the same request.
-                request
-                    .headers_mut()
-                    .insert(API_KEY_HEADER, HeaderValue::from_static(DEMO_API_KEY));
+                let mut request = benchmark_request(Uri::from(path.clone()), payload.clone());
                 request.extensions_mut().insert(*mode);
                 let response = client
                     .send(request)
@@ -246,15 +218,36 @@ impl Target {
                     .collect_bytes()
                     .await
                     .map_err(|error| Failure::from_client(&error))?;
-                if !status.is_success() {
-                    return Err(Failure::new(
-                        FailureClass::Status,
-                        format!("status {status}: {}", String::from_utf8_lossy(&body)),
-                    ));
-                }
-                Ok(body)
+                successful(status, body)
             }
         }
+    }
+}
+
+/// `POST uri` with `body`, as every scenario sends it: the same headers everywhere,
+/// including the key the `mke-adapters` chain checks.
+fn benchmark_request<B>(uri: Uri, body: B) -> http::Request<B> {
+    let mut request = http::Request::new(body);
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = uri;
+    let headers = request.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(API_KEY_HEADER, HeaderValue::from_static(DEMO_API_KEY));
+    request
+}
+
+/// The body of a 2xx answer; any other status is a failure carrying the body.
+fn successful(status: http::StatusCode, body: Bytes) -> Result<Bytes, Failure> {
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(Failure::new(
+            FailureClass::Status,
+            format!("status {status}: {}", String::from_utf8_lossy(&body)),
+        ))
     }
 }
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{HeaderMap, Method, Response};
+use http::{HeaderMap, Request, Response};
 use mte_relay_adapter_runtime::{
     AdapterRuntime, AdaptersSource, Chain, Header, HookError, LocalReply, MeterSink,
     MeterSinkOptions, ReloadReport, RequestInfo, RequestOutcome, ResponseInfo, RouteClass,
@@ -148,6 +148,13 @@ impl Adapters {
         self.sink.shutdown().await;
     }
 
+    /// True when the domain's chain has meters, so its requests need usage records.
+    pub fn meters(&self, domain: &str) -> bool {
+        self.chains
+            .get(domain)
+            .is_some_and(|chain| !chain.meters.is_empty())
+    }
+
     /// Queues a usage record for the domain's meters; never blocks.
     pub fn record_usage(&self, domain: &str, record: UsageRecord) {
         if let Some(chain) = self
@@ -185,11 +192,9 @@ fn domain_location(name: &str) -> String {
     }
 }
 
-/// What filters learn about a request.
+/// What filters learn about a request besides the request itself (its method,
+/// target and headers).
 pub struct RequestFacts<'a> {
-    pub method: &'a Method,
-    pub path_with_query: &'a str,
-    pub headers: &'a HeaderMap,
     pub domain: &'a str,
     pub mte: bool,
     pub client_id: Option<&'a str>,
@@ -206,16 +211,21 @@ pub enum Decision {
     Respond(Response<RelayBody>),
 }
 
-/// Runs the filters' `on-request` and applies their edits to `headers`.
+/// Runs the filters' `on-request` on `request` as the upstream would receive it, and
+/// applies their edits to its headers.
 pub async fn filter_request(
     chain: &Chain,
     facts: RequestFacts<'_>,
-    headers: &mut HeaderMap,
+    request: &mut Request<RelayBody>,
 ) -> Result<Decision, HookError> {
     let mut info = RequestInfo {
-        method: facts.method.to_string(),
-        path_with_query: facts.path_with_query.to_owned(),
-        headers: to_wit(facts.headers),
+        method: request.method().to_string(),
+        path_with_query: request
+            .uri()
+            .path_and_query()
+            .map_or("/", |target| target.as_str())
+            .to_owned(),
+        headers: to_wit(request.headers()),
         domain: facts.domain.to_owned(),
         route_class: if facts.mte {
             RouteClass::Mte
@@ -229,7 +239,7 @@ pub async fn filter_request(
     };
     match chain.filters.on_request(&mut info).await? {
         RequestOutcome::Continue(edits) => {
-            apply_edits(headers, &edits);
+            apply_edits(request.headers_mut(), &edits);
             Ok(Decision::Forward(info))
         }
         RequestOutcome::Respond(reply) => Ok(Decision::Respond(local_response(reply))),

@@ -165,11 +165,7 @@ async fn decode_and_forward(
     let filters = adapters::filters_of(state.adapters.as_deref(), &ctx.domain.name);
     let mut filtered = None;
     if let Some(chain) = filters {
-        let seen = upstream_request.headers().clone();
         let facts = RequestFacts {
-            method: &parts.method,
-            path_with_query: &head.path,
-            headers: &seen,
             domain: &ctx.domain.name,
             mte: true,
             client_id: Some(&header.client_id),
@@ -177,7 +173,7 @@ async fn decode_and_forward(
             correlation_id: &ctx.request_id,
             remote_addr: ctx.remote_addr,
         };
-        match adapters::filter_request(chain, facts, upstream_request.headers_mut()).await {
+        match adapters::filter_request(chain, facts, &mut upstream_request).await {
             Ok(Decision::Forward(info)) => filtered = Some(info),
             Ok(Decision::Respond(reply)) => {
                 // An adapter's local response goes back encrypted like any other.

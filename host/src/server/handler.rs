@@ -58,11 +58,16 @@ pub async fn handle(
         record.path = None;
     }
     if matches!(class, RouteClass::Mte | RouteClass::PassThrough) {
-        record.usage = state.adapters.clone().map(|adapters| UsageTap {
-            adapters,
-            domain: domain.name.clone(),
-            mte: class == RouteClass::Mte,
-        });
+        // A usage record is built only for a domain whose chain has meters.
+        record.usage = state
+            .adapters
+            .as_ref()
+            .filter(|adapters| adapters.meters(&domain.name))
+            .map(|adapters| UsageTap {
+                adapters: Arc::clone(adapters),
+                domain: domain.name.clone(),
+                mte: class == RouteClass::Mte,
+            });
     }
 
     let ctx = RequestContext {

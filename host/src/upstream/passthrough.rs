@@ -24,18 +24,7 @@ pub async fn forward(
     let filters = adapters::filters_of(state.adapters.as_deref(), &ctx.domain.name);
     let mut filtered = None;
     if let Some(chain) = filters {
-        // Filters read a snapshot while their edits go to the request itself.
-        let seen = request.headers().clone();
-        let method = request.method().clone();
-        let target = request
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
         let facts = RequestFacts {
-            method: &method,
-            path_with_query: &target,
-            headers: &seen,
             domain: &ctx.domain.name,
             mte: false,
             client_id: None,
@@ -43,7 +32,7 @@ pub async fn forward(
             correlation_id: &ctx.request_id,
             remote_addr: ctx.remote_addr,
         };
-        match adapters::filter_request(chain, facts, request.headers_mut()).await {
+        match adapters::filter_request(chain, facts, &mut request).await {
             Ok(Decision::Forward(info)) => filtered = Some(info),
             Ok(Decision::Respond(reply)) => return reply,
             Err(error) => {

@@ -32,6 +32,21 @@ fn logged(relay: &Relay, status: u16) -> bool {
         .is_some()
 }
 
+/// The restarted `relay` refused the forgotten pairs (`pair-unknown`, so the client
+/// re-paired) and never refused the client id (`client-id-invalid`).
+fn assert_re_paired_keeping_the_client_id(relay: &Relay) {
+    assert!(
+        logged(relay, 562),
+        "the relay refused the forgotten pairs: {:?}",
+        logged_statuses(relay)
+    );
+    let statuses = logged_statuses(relay);
+    assert!(
+        !statuses.contains(&560),
+        "the client id was never refused: {statuses:?}"
+    );
+}
+
 /// Sends `GET /echo?n=<n>` and checks the upstream saw exactly that request.
 async fn echo(client: &mte_relay_client::RelayClient, n: u32) {
     let (status, body) = get_through(client, &format!("/echo?n={n}")).await;
@@ -62,16 +77,7 @@ async fn a_client_re_pairs_on_its_own_after_the_relay_restarts() {
         Some(client_id.as_str()),
         "same secret: the client id stays valid across the restart"
     );
-    assert!(
-        logged(&relay, 562),
-        "the restarted relay refused the forgotten pairs (pair-unknown): {:?}",
-        logged_statuses(&relay)
-    );
-    let statuses = logged_statuses(&relay);
-    assert!(
-        !statuses.contains(&560),
-        "the client id was never refused: {statuses:?}"
-    );
+    assert_re_paired_keeping_the_client_id(&relay);
     let pairs_after = client.pair_ids();
     assert!(
         pairs_after.iter().all(|pair| !pairs_before.contains(pair)),
@@ -97,16 +103,7 @@ async fn a_client_id_signed_with_a_previous_secret_keeps_working_after_rotation(
         Some(client_id.as_str()),
         "the id signed with the previous secret is still accepted"
     );
-    assert!(
-        logged(&relay, 562),
-        "the client re-paired (the store was lost): {:?}",
-        logged_statuses(&relay)
-    );
-    let statuses = logged_statuses(&relay);
-    assert!(
-        !statuses.contains(&560),
-        "the old id was never refused: {statuses:?}"
-    );
+    assert_re_paired_keeping_the_client_id(&relay);
 }
 
 #[tokio::test]
