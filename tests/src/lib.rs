@@ -3,6 +3,7 @@
 //! HTTP servers ([`upstream`]), and talk to both over loopback sockets ([`client`]).
 //! Every wait is bounded, so a broken relay fails a test instead of hanging it.
 
+pub mod bodies;
 pub mod client;
 pub mod guests;
 pub mod memory;

@@ -100,8 +100,12 @@ pub struct LogSettings {
 pub struct Timeouts {
     /// Establishing the TCP connection to the upstream.
     pub upstream_connect: Duration,
-    /// From sending the request to receiving the upstream's response head.
+    /// From handing the upstream the end of the request body (at once, for a request
+    /// without one) to receiving the upstream's response head.
     pub upstream_response: Duration,
+    /// While a request body streams to the upstream: the longest time without a chunk
+    /// passing, whether the client stopped sending or the upstream stopped reading.
+    pub body_idle: Duration,
     /// How long in-flight requests may run after SIGTERM/SIGINT before the relay exits.
     pub shutdown_grace: Duration,
     /// How long a client may take to send a request head (slow-header defence).
@@ -193,6 +197,7 @@ impl Globals {
             timeouts: Timeouts {
                 upstream_connect: seconds(env, "UPSTREAM_CONNECT_TIMEOUT_SECS", 5.0)?,
                 upstream_response: seconds(env, "UPSTREAM_RESPONSE_TIMEOUT_SECS", 60.0)?,
+                body_idle: seconds(env, "BODY_IDLE_TIMEOUT_SECS", 60.0)?,
                 shutdown_grace: seconds(env, "SHUTDOWN_GRACE_SECS", 30.0)?,
                 client_header_read: seconds(env, "CLIENT_HEADER_TIMEOUT_SECS", 30.0)?,
             },

@@ -27,6 +27,7 @@ pub fn redacted_config(config: &Config) -> Value {
         "secret": config.secret.as_ref().map(|_| REDACTED),
         "upstream_connect_timeout_secs": config.timeouts.upstream_connect.as_secs_f64(),
         "upstream_response_timeout_secs": config.timeouts.upstream_response.as_secs_f64(),
+        "body_idle_timeout_secs": config.timeouts.body_idle.as_secs_f64(),
         "shutdown_grace_secs": config.timeouts.shutdown_grace.as_secs_f64(),
         "client_header_timeout_secs": config.timeouts.client_header_read.as_secs_f64(),
         "upstream_ca_file": config.upstream_tls.ca_file.as_ref().map(|path| path.display().to_string()),

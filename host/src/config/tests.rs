@@ -73,6 +73,7 @@ fn globals_have_documented_defaults() {
     assert!(config.pairing.max_concurrent_pairings >= 2);
     assert_eq!(config.timeouts.upstream_connect.as_secs(), 5);
     assert_eq!(config.timeouts.upstream_response.as_secs(), 60);
+    assert_eq!(config.timeouts.body_idle.as_secs(), 60);
     assert_eq!(config.timeouts.shutdown_grace.as_secs(), 30);
     assert_eq!(config.timeouts.client_header_read.as_secs(), 30);
 }
@@ -88,6 +89,7 @@ fn globals_are_parsed() {
         ("POOL_SIZE", "1000"),
         ("SECRET", SECRET_B),
         ("UPSTREAM_RESPONSE_TIMEOUT_SECS", "0.5"),
+        ("BODY_IDLE_TIMEOUT_SECS", "2.5"),
         ("MAX_CONCURRENT_PAIRINGS", "3"),
     ])
     .expect("valid")
@@ -99,6 +101,7 @@ fn globals_are_parsed() {
     assert_eq!(config.pool_size, 1000);
     assert_eq!(config.secret.as_ref().map(Secret::expose), Some(SECRET_B));
     assert_eq!(config.timeouts.upstream_response.as_millis(), 500);
+    assert_eq!(config.timeouts.body_idle.as_millis(), 2500);
     assert_eq!(config.pairing.max_concurrent_pairings, 3);
 }
 

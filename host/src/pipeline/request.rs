@@ -32,6 +32,7 @@ use crate::response::registry_error;
 use crate::server::local;
 use crate::state::{AppState, RequestContext};
 use crate::store::Lookup;
+use crate::upstream;
 
 /// The route answered by the relay itself, also through MTE.
 const ECHO_ROUTE: &str = "/api/mte-echo";
@@ -188,7 +189,10 @@ async fn decode_and_forward(
         // The upstream request was aborted because the client's body failed to open.
         return Err(refuse(error.reason(), format!("request body: {error}")));
     }
-    let response = upstream.map_err(|error| refuse(error.reason(), error.client_message()))?;
+    let response = upstream.map_err(|error| {
+        upstream::log_failure(ctx, &error);
+        refuse(error.reason(), error.client_message())
+    })?;
     let mut response = response.map(boxed);
     if let (Some(chain), Some(info)) = (filters, &filtered) {
         adapters::filter_response(chain, info, &mut response)

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod headers;
 pub mod passthrough;
+pub mod progress;
 
 use std::time::{Duration, Instant};
 
@@ -17,16 +18,31 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 pub use error::UpstreamError;
+use progress::{Progress, Stall};
 
 use crate::body::{BoxError, RelayBody, boxed};
 use crate::config::{Timeouts, UpstreamTls};
 use crate::state::RequestContext;
+
+/// Logs why an upstream exchange failed: the cause stays in the log, the client gets
+/// only the class ([`UpstreamError::client_message`]).
+pub fn log_failure(ctx: &RequestContext, error: &UpstreamError) {
+    tracing::warn!(
+        request_id = %ctx.request_id,
+        domain = %ctx.domain.name,
+        reason = %error.reason(),
+        retry_safe = error.retry_safe(),
+        error = %error,
+        "upstream request failed"
+    );
+}
 
 /// The relay's client to every upstream, shared by all domains and requests.
 #[derive(Clone, Debug)]
 pub struct UpstreamClient {
     client: Client<HttpsConnector<HttpConnector>, RelayBody>,
     response_timeout: Duration,
+    body_idle_timeout: Duration,
 }
 
 impl UpstreamClient {
@@ -48,6 +64,7 @@ impl UpstreamClient {
         UpstreamClient {
             client,
             response_timeout: timeouts.upstream_response,
+            body_idle_timeout: timeouts.body_idle,
         }
     }
 
@@ -59,6 +76,12 @@ impl UpstreamClient {
     /// (see [`headers::prepare_request_headers`]), rewrites the URI onto the upstream,
     /// records the time to the response head in `ctx.timings`, and cleans the response
     /// headers. Upgrade requests are forwarded as upgrades.
+    ///
+    /// Two limits apply, one after the other (see [`progress`]): while the request body
+    /// streams, no more than the body idle timeout may pass between two chunks, whichever
+    /// side holds them up; once the body has been handed over whole, the upstream has the
+    /// response timeout to send its response head. An upstream may answer before it has
+    /// read the whole body; that response is taken as it comes.
     pub async fn send<B>(
         &self,
         ctx: &RequestContext,
@@ -90,22 +113,40 @@ impl UpstreamClient {
             },
             ctx.domain.headers.map(),
         );
+        let (progress, body) = Progress::watch(boxed(body));
         let request = Request::from_parts(parts, boxed(body));
 
         let started = Instant::now();
-        let outcome =
-            tokio::time::timeout(self.response_timeout, self.client.request(request)).await;
+        let outcome = self.exchange(request, &progress).await;
         ctx.timings.add_upstream(started.elapsed());
-        let mut response = match outcome {
-            Err(_elapsed) => return Err(UpstreamError::Timeout(self.response_timeout)),
-            Ok(Err(error)) if error.is_connect() => {
-                return Err(UpstreamError::Unreachable(Box::new(error)));
-            }
-            Ok(Err(error)) => return Err(UpstreamError::Failed(Box::new(error))),
-            Ok(Ok(response)) => response,
-        };
+        let mut response = outcome?;
         let switching_protocols = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         headers::prepare_response_headers(response.headers_mut(), switching_protocols);
         Ok(response)
+    }
+
+    /// Drives one request to its response head under the two limits of [`Self::send`].
+    async fn exchange(
+        &self,
+        request: Request<RelayBody>,
+        progress: &Progress,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        // The connection task streams the body; this future only waits for the head.
+        let response = self.client.request(request);
+        tokio::pin!(response);
+        tokio::select! {
+            outcome = &mut response => return outcome.map_err(UpstreamError::from_client),
+            () = progress.finished() => {}
+            stall = progress.stalled(self.body_idle_timeout) => {
+                return Err(match stall {
+                    Stall::Client => UpstreamError::ClientBodyIdle(self.body_idle_timeout),
+                    Stall::Upstream => UpstreamError::BodyNotRead(self.body_idle_timeout),
+                });
+            }
+        }
+        match tokio::time::timeout(self.response_timeout, response).await {
+            Ok(outcome) => outcome.map_err(UpstreamError::from_client),
+            Err(_elapsed) => Err(UpstreamError::Timeout(self.response_timeout)),
+        }
     }
 }

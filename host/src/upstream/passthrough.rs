@@ -43,14 +43,7 @@ pub async fn forward(
     let mut response = match state.upstream.send(ctx, request).await {
         Ok(response) => response,
         Err(error) => {
-            tracing::warn!(
-                request_id = %ctx.request_id,
-                domain = %ctx.domain.name,
-                reason = %error.reason(),
-                retry_safe = error.retry_safe(),
-                error = %error,
-                "upstream request failed"
-            );
+            super::log_failure(ctx, &error);
             return registry_error(error.reason(), error.client_message());
         }
     };

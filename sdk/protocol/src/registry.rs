@@ -107,8 +107,12 @@ registry! {
     UpstreamUnreachable = (502, "upstream-unreachable", Surface, true),
     /// The upstream failed after the request was sent (reset, malformed response).
     UpstreamFailed = (502, "upstream-failed", Surface, false),
-    /// The upstream did not answer within the configured timeout.
+    /// The upstream did not answer within the configured timeout, or stopped reading
+    /// the request body.
     UpstreamTimeout = (504, "upstream-timeout", Surface, false),
+    /// The client's request body stopped arriving: no chunk within the relay's body
+    /// idle timeout. The upstream received part of the request.
+    RequestBodyTimeout = (408, "request-body-timeout", Surface, false),
     /// A fault inside the relay.
     Internal = (500, "internal", Surface, false),
 }
@@ -173,7 +177,7 @@ mod tests {
     fn protocol_failures_use_the_559_to_569_family() {
         for &reason in ErrorReason::ALL {
             let status = reason.status();
-            let http_standard = matches!(status, 404 | 500 | 502 | 504);
+            let http_standard = matches!(status, 404 | 408 | 500 | 502 | 504);
             assert!(
                 (559..=569).contains(&status) || http_standard,
                 "{reason} has status {status}"

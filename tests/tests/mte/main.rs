@@ -9,3 +9,4 @@ mod refusals;
 mod round_trips;
 mod streaming;
 mod support;
+mod timeouts;

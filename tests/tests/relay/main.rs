@@ -8,4 +8,5 @@ mod logs;
 mod passthrough;
 mod shutdown;
 mod support;
+mod timeouts;
 mod tls;
