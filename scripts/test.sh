@@ -5,7 +5,32 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step's wall time is printed at the end, so the CI budget (90 minutes) can be
+# watched as suites are added; docs/testing.md records typical figures.
+step_names=()
+step_seconds=()
+step_started=$SECONDS
+step() {
+    close_step
+    step_names+=("$*")
+    step_started=$SECONDS
+    printf '\n==> %s\n' "$*"
+}
+close_step() {
+    if [ ${#step_names[@]} -gt ${#step_seconds[@]} ]; then
+        step_seconds+=($((SECONDS - step_started)))
+    fi
+}
+report_times() {
+    close_step
+    printf '\n==> wall time per step\n'
+    local i
+    for i in "${!step_names[@]}"; do
+        printf '%6ds  %s\n' "${step_seconds[$i]}" "${step_names[$i]}"
+    done
+    printf '%6ds  total\n' "$SECONDS"
+}
+trap report_times EXIT
 
 apt_updated=""
 need_debian() {
@@ -32,6 +57,11 @@ need_target wasm32-wasip2
 need_target wasm32-unknown-unknown
 need_debian redis-server
 bash scripts/install-adapter-toolchain.sh
+
+# One build of everything: the end-to-end harness builds the relay binary with the
+# same package selection (see tests/src/relay.rs), so no dependency compiles twice.
+step "workspace build (cargo test --workspace --all-targets --no-run)"
+cargo test --workspace --all-targets --no-run
 
 step "workspace tests (cargo test --workspace)"
 cargo test --workspace --all-targets

@@ -12,6 +12,12 @@ use crate::WAIT;
 /// Path of the `mte-relay` binary, built (once per test process) next to this test
 /// executable. Cargo does not build another package's binary for our tests, so the
 /// harness asks cargo for it; when it is fresh that is a no-op.
+///
+/// The inner build selects the whole workspace with its test targets, as
+/// `cargo test --workspace` does. Selecting only `-p mte-relay` would resolve
+/// features without the other members and their dev-dependencies, and cargo would
+/// compile a second copy of the dependencies that differ (wasmtime among them, about
+/// ten minutes on two cores) just for this binary.
 pub fn binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
@@ -30,7 +36,7 @@ pub fn binary() -> PathBuf {
             let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
             let mut build = Command::new(env!("CARGO"));
             build
-                .args(["build", "--quiet", "-p", "mte-relay", "--bin", "mte-relay"])
+                .args(["build", "--quiet", "--workspace", "--tests", "--bins"])
                 .arg("--manifest-path")
                 .arg(&manifest)
                 .env("CARGO_TARGET_DIR", &target_dir);
