@@ -28,6 +28,43 @@ pub fn full(bytes: impl Into<Bytes>) -> RelayBody {
     boxed(Full::new(bytes.into()))
 }
 
+/// A body that keeps `guard` alive until the body is dropped: a slot counted per
+/// client is held until the last byte of the response has gone.
+#[derive(Debug)]
+pub struct Holding<G> {
+    body: RelayBody,
+    _guard: G,
+}
+
+impl<G> Holding<G> {
+    pub fn new(body: RelayBody, guard: G) -> Self {
+        Holding {
+            body,
+            _guard: guard,
+        }
+    }
+}
+
+impl<G: Unpin> Body for Holding<G> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// Why [`collect_limited`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {

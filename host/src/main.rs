@@ -9,6 +9,7 @@ use mte_relay::adapters::Adapters;
 use mte_relay::config::{Config, ConfigError, Loaded, render};
 use mte_relay::server::{Drained, Server};
 use mte_relay::state::AppState;
+use mte_relay::store::{Sweeper, sweep_interval};
 use mte_relay::telemetry;
 
 /// Exit code for invalid configuration (documented in docs/configuration.md).
@@ -219,6 +220,10 @@ async fn serve_until_signal(
             adapters.watch(ADAPTER_WATCH_INTERVAL)
         });
         let state = Arc::new(AppState::new(loaded.config).with_adapters(adapters));
+        let _sweeper = Sweeper::spawn(
+            state.mte.store.clone(),
+            sweep_interval(state.config.pairing.pair_ttl),
+        );
         let server = Server::bind(state.clone()).await.with_context(|| {
             format!(
                 "cannot listen on {}:{}",

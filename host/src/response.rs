@@ -1,5 +1,7 @@
 //! Responses the relay itself writes: registry errors and small JSON documents.
 
+use std::time::Duration;
+
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
 use mte_relay_protocol::registry::{ERROR_HEADER, ErrorBody, ErrorReason};
@@ -20,6 +22,16 @@ pub fn registry_error(reason: ErrorReason, message: impl Into<String>) -> Respon
     if reason == ErrorReason::Overloaded {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
     }
+    response
+}
+
+/// `overloaded`, asking the client to wait `retry_after` (whole seconds, at least one).
+pub fn overloaded(message: impl Into<String>, retry_after: Duration) -> Response<RelayBody> {
+    let mut response = registry_error(ErrorReason::Overloaded, message);
+    let seconds = retry_after.as_secs().max(1);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds));
     response
 }
 

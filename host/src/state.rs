@@ -1,11 +1,12 @@
 //! State shared by every request, and the context of one request.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
 use crate::adapters::Adapters;
+use crate::admission::{KeyedRateLimiter, SlotCounter};
 use crate::config::{Config, DomainConfig};
 use crate::pipeline::MteState;
 use crate::store::MemoryPairStore;
@@ -23,6 +24,13 @@ pub struct AppState {
     pub mte_permits: Arc<Semaphore>,
     /// `MAX_CONCURRENT_PAIRINGS` permits, for the pairing handler.
     pub pairing_permits: Arc<Semaphore>,
+    /// MTE requests in flight per client id (`MAX_IN_FLIGHT_PER_CLIENT` each), so one
+    /// client cannot hold every `POOL_SIZE` permit.
+    pub in_flight_per_client: SlotCounter<String>,
+    /// Open connections per remote address and in all.
+    pub connections: SlotCounter<IpAddr>,
+    /// Pairing rate limits.
+    pub pairing_rates: PairingRates,
     /// Pair store and client id authorities.
     pub mte: MteState,
     /// The adapters, when the configuration declares any.
@@ -38,6 +46,24 @@ impl AppState {
             adapters: None,
             mte_permits: Arc::new(Semaphore::new(config.pool_size)),
             pairing_permits: Arc::new(Semaphore::new(config.pairing.max_concurrent_pairings)),
+            in_flight_per_client: SlotCounter::new(
+                config.callers.max_in_flight_per_client,
+                config.pool_size,
+            ),
+            connections: SlotCounter::new(
+                config.callers.max_connections_per_address,
+                config.callers.max_connections,
+            ),
+            pairing_rates: PairingRates {
+                per_address: KeyedRateLimiter::new(
+                    config.pairing.rate_per_address,
+                    MAX_RATE_LIMITED_KEYS,
+                ),
+                per_client: KeyedRateLimiter::new(
+                    config.pairing.rate_per_client,
+                    MAX_RATE_LIMITED_KEYS,
+                ),
+            },
             upstream,
             config: Arc::new(config),
         }
@@ -48,6 +74,19 @@ impl AppState {
         self.adapters = adapters;
         self
     }
+}
+
+/// Buckets tracked per pairing rate limit: each a few dozen bytes, so the limiters
+/// stay within a few MiB under any flood (past it, new keys wait; see
+/// [`KeyedRateLimiter::take`]).
+const MAX_RATE_LIMITED_KEYS: usize = 100_000;
+
+/// The pairing rate limits, in the order the pairing handler applies them.
+#[derive(Debug)]
+pub struct PairingRates {
+    /// Per remote address (IPv6: per /64).
+    pub per_address: KeyedRateLimiter<IpAddr>,
+    pub per_client: KeyedRateLimiter<String>,
 }
 
 /// What the server learned about one request before dispatching it.

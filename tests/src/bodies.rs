@@ -57,3 +57,16 @@ pub fn stalls_after(size: usize) -> FedBody {
     });
     FedBody { chunks }
 }
+
+/// Chunks of `size` bytes for as long as the reader takes them. The returned receiver
+/// resolves once the reader has dropped the body (it stopped taking chunks for good).
+pub fn endless(size: usize) -> (FedBody, tokio::sync::oneshot::Receiver<()>) {
+    let (sender, chunks) = mpsc::channel(1);
+    let (dropped, dropped_signal) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let chunk = Bytes::from(vec![b'e'; size]);
+        while sender.send(chunk.clone()).await.is_ok() {}
+        let _ = dropped.send(());
+    });
+    (FedBody { chunks }, dropped_signal)
+}

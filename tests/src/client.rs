@@ -1,6 +1,6 @@
 //! A minimal HTTP/1.1 client with full control of the request (Host header included).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -8,7 +8,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::upstream::{BoxError, TestBody, full};
 use crate::within;
@@ -20,8 +20,23 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    send_from(None, addr, request).await
+}
+
+/// Like [`send`], from the local address `from` when given. Every address in
+/// 127.0.0.0/8 reaches a relay on 127.0.0.1, so a test can act as several remote
+/// addresses.
+pub async fn send_from<B>(
+    from: Option<IpAddr>,
+    addr: SocketAddr,
+    request: Request<B>,
+) -> Response<Incoming>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     within("a response from the relay", async {
-        let stream = TcpStream::connect(addr).await.expect("connect to relay");
+        let stream = connect_from(from, addr).await.expect("connect to relay");
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .expect("HTTP/1.1 handshake");
@@ -29,6 +44,19 @@ where
         sender.send_request(request).await.expect("send request")
     })
     .await
+}
+
+/// Opens a TCP connection to `addr`, from the local address `from` when given.
+pub async fn connect_from(from: Option<IpAddr>, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let Some(from) = from else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = match from {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(addr).await
 }
 
 /// A request builder preset with the `Host` header.

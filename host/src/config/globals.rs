@@ -120,14 +120,45 @@ pub struct BodyLimits {
     pub max_head_bytes: usize,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PairSettings {
     pub pair_ttl: Duration,
     pub max_pairs_per_client: usize,
     pub max_pairs_per_batch: usize,
+    /// Pairs the relay holds in all; past it pairing is refused with `overloaded`.
+    pub max_pairs: usize,
     pub client_id_max_age: Duration,
     /// Pairing is the CPU-heavy step; this bounds how many run at once.
     pub max_concurrent_pairings: usize,
+    /// The whole pairing document must arrive within this, before a permit is taken.
+    pub body_timeout: Duration,
+    /// Pairs one remote address (an IPv6 /64) may be given.
+    pub rate_per_address: RateLimit,
+    /// Pairs one client id may be given.
+    pub rate_per_client: RateLimit,
+}
+
+/// A token bucket: up to `burst` at once, then `per_second` on average.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+/// Pairs held when `MAX_PAIRS` is not set: under 256 MiB of pair state at the bound
+/// the tests hold a pair of the memory store to, 512 bytes (docs/operations.md,
+/// "Memory").
+pub const DEFAULT_MAX_PAIRS: usize = 500_000;
+
+/// Bounds on what one caller may hold at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallerBounds {
+    /// MTE requests one client id may have in flight (of `POOL_SIZE`).
+    pub max_in_flight_per_client: usize,
+    /// Open connections over all peers.
+    pub max_connections: usize,
+    /// Open connections from one remote address (an IPv6 /64).
+    pub max_connections_per_address: usize,
 }
 
 pub(crate) struct Globals {
@@ -135,6 +166,7 @@ pub(crate) struct Globals {
     pub port: u16,
     pub log: LogSettings,
     pub pool_size: usize,
+    pub callers: CallerBounds,
     pub secret: Option<Secret>,
     pub timeouts: Timeouts,
     pub limits: BodyLimits,
@@ -179,6 +211,8 @@ impl Globals {
             }
         };
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let max_pairs_per_batch = ranged(env, "MAX_PAIRS_PER_BATCH", 32, 1, 1024)?;
+        let pool_size = ranged(env, "POOL_SIZE", DEFAULT_POOL_SIZE, 1, MAX_POOL_SIZE)?;
         Ok(Globals {
             bind_address: parsed(
                 env,
@@ -192,7 +226,24 @@ impl Globals {
                 format,
                 debug,
             },
-            pool_size: ranged(env, "POOL_SIZE", DEFAULT_POOL_SIZE, 1, MAX_POOL_SIZE)?,
+            pool_size,
+            callers: CallerBounds {
+                max_in_flight_per_client: ranged(
+                    env,
+                    "MAX_IN_FLIGHT_PER_CLIENT",
+                    (pool_size / 4).max(1),
+                    1,
+                    pool_size,
+                )?,
+                max_connections: ranged(env, "MAX_CONNECTIONS", 10_000, 1, 1_000_000)?,
+                max_connections_per_address: ranged(
+                    env,
+                    "MAX_CONNECTIONS_PER_ADDRESS",
+                    1024,
+                    1,
+                    1_000_000,
+                )?,
+            },
             secret,
             timeouts: Timeouts {
                 upstream_connect: seconds(env, "UPSTREAM_CONNECT_TIMEOUT_SECS", 5.0)?,
@@ -208,7 +259,8 @@ impl Globals {
             pairing: PairSettings {
                 pair_ttl: Duration::from_secs(ranged(env, "PAIR_TTL_SECS", 86_400, 1, 31_536_000)?),
                 max_pairs_per_client: ranged(env, "MAX_PAIRS_PER_CLIENT", 64, 1, 100_000)?,
-                max_pairs_per_batch: ranged(env, "MAX_PAIRS_PER_BATCH", 32, 1, 1024)?,
+                max_pairs_per_batch,
+                max_pairs: ranged(env, "MAX_PAIRS", DEFAULT_MAX_PAIRS, 1, 1_000_000_000)?,
                 client_id_max_age: Duration::from_secs(ranged(
                     env,
                     "CLIENT_ID_MAX_AGE_SECS",
@@ -222,6 +274,19 @@ impl Globals {
                     2 * cores,
                     1,
                     100_000,
+                )?,
+                body_timeout: seconds(env, "PAIRING_BODY_TIMEOUT_SECS", 10.0)?,
+                rate_per_address: rate(
+                    env,
+                    ("PAIRING_RATE_PER_ADDRESS", 50.0),
+                    ("PAIRING_BURST_PER_ADDRESS", 512),
+                    max_pairs_per_batch,
+                )?,
+                rate_per_client: rate(
+                    env,
+                    ("PAIRING_RATE_PER_CLIENT", 1.0),
+                    ("PAIRING_BURST_PER_CLIENT", 128),
+                    max_pairs_per_batch,
                 )?,
             },
         })
@@ -254,6 +319,41 @@ where
         return Err(ConfigError::new(name, problem()));
     }
     Ok(value)
+}
+
+/// A pairing rate: pairs per second (fractions allowed) and a burst in pairs, which
+/// must hold at least one full batch or the largest batch could never be admitted.
+fn rate(
+    env: &Env,
+    (rate_name, default_rate): (&str, f64),
+    (burst_name, default_burst): (&str, usize),
+    max_pairs_per_batch: usize,
+) -> Result<RateLimit, ConfigError> {
+    let per_second = match env.get(rate_name) {
+        None => default_rate,
+        Some(raw) => {
+            let problem = "expected pairs per second, greater than 0 and at most 1000000";
+            let value: f64 = raw
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::new(rate_name, problem))?;
+            if !(value > 0.0 && value <= 1_000_000.0) {
+                return Err(ConfigError::new(rate_name, problem));
+            }
+            value
+        }
+    };
+    let burst = ranged(env, burst_name, default_burst, 1, 100_000_000)?;
+    if burst < max_pairs_per_batch {
+        return Err(ConfigError::new(
+            burst_name,
+            format!("must be at least MAX_PAIRS_PER_BATCH ({max_pairs_per_batch})"),
+        ));
+    }
+    Ok(RateLimit {
+        per_second,
+        burst: burst as f64,
+    })
 }
 
 /// Seconds, fractions allowed (`0.5`), strictly positive and at most a day.

@@ -18,7 +18,10 @@ pub use domain::{ConfiguredHeaders, CorsPolicy, DomainConfig, UpstreamTarget};
 pub use domains::DomainTable;
 pub use env::Env;
 pub use error::ConfigError;
-pub use globals::{BodyLimits, LogFormat, LogLevel, LogSettings, PairSettings, Timeouts};
+pub use globals::{
+    BodyLimits, CallerBounds, DEFAULT_MAX_PAIRS, LogFormat, LogLevel, LogSettings, PairSettings,
+    RateLimit, Timeouts,
+};
 pub use routes::{RoutePattern, RouteSet};
 pub use secret::Secret;
 pub use tls::UpstreamTls;
@@ -35,6 +38,8 @@ pub struct Config {
     pub log: LogSettings,
     /// Bound on in-flight MTE requests; past it the relay answers `Overloaded`.
     pub pool_size: usize,
+    /// What one client id or remote address may hold at once.
+    pub callers: CallerBounds,
     /// The relay secret (API Relay pre-shared key, Redis record key).
     pub secret: Option<Secret>,
     pub timeouts: Timeouts,
@@ -156,6 +161,7 @@ impl Config {
                 port: globals.port,
                 log: globals.log,
                 pool_size: globals.pool_size,
+                callers: globals.callers,
                 secret: globals.secret,
                 timeouts: globals.timeouts,
                 upstream_tls: UpstreamTls::load(env.get("UPSTREAM_CA_FILE"))?,

@@ -71,6 +71,15 @@ fn globals_have_documented_defaults() {
     assert_eq!(config.pairing.max_pairs_per_batch, 32);
     assert_eq!(config.pairing.client_id_max_age.as_secs(), 30 * 86_400);
     assert!(config.pairing.max_concurrent_pairings >= 2);
+    assert_eq!(config.pairing.max_pairs, DEFAULT_MAX_PAIRS);
+    assert_eq!(config.callers.max_in_flight_per_client, 150);
+    assert_eq!(config.callers.max_connections, 10_000);
+    assert_eq!(config.callers.max_connections_per_address, 1024);
+    assert_eq!(config.pairing.body_timeout.as_secs(), 10);
+    assert_eq!(config.pairing.rate_per_address.per_second, 50.0);
+    assert_eq!(config.pairing.rate_per_address.burst, 512.0);
+    assert_eq!(config.pairing.rate_per_client.per_second, 1.0);
+    assert_eq!(config.pairing.rate_per_client.burst, 128.0);
     assert_eq!(config.timeouts.upstream_connect.as_secs(), 5);
     assert_eq!(config.timeouts.upstream_response.as_secs(), 60);
     assert_eq!(config.timeouts.body_idle.as_secs(), 60);
@@ -91,6 +100,9 @@ fn globals_are_parsed() {
         ("UPSTREAM_RESPONSE_TIMEOUT_SECS", "0.5"),
         ("BODY_IDLE_TIMEOUT_SECS", "2.5"),
         ("MAX_CONCURRENT_PAIRINGS", "3"),
+        ("MAX_PAIRS", "1000"),
+        ("PAIRING_RATE_PER_ADDRESS", "0.5"),
+        ("PAIRING_BURST_PER_CLIENT", "40"),
     ])
     .expect("valid")
     .config;
@@ -103,6 +115,13 @@ fn globals_are_parsed() {
     assert_eq!(config.timeouts.upstream_response.as_millis(), 500);
     assert_eq!(config.timeouts.body_idle.as_millis(), 2500);
     assert_eq!(config.pairing.max_concurrent_pairings, 3);
+    assert_eq!(config.pairing.max_pairs, 1000);
+    assert_eq!(
+        config.callers.max_in_flight_per_client, 250,
+        "a quarter of POOL_SIZE"
+    );
+    assert_eq!(config.pairing.rate_per_address.per_second, 0.5);
+    assert_eq!(config.pairing.rate_per_client.burst, 40.0);
 }
 
 #[test]
@@ -481,6 +500,32 @@ fn invalid_settings_name_the_variable_and_field() {
         (
             vec![("UPSTREAM", "http://h".into()), ("SECRET", "short".into())],
             "SECRET: must be at least 32",
+        ),
+        (
+            vec![
+                ("UPSTREAM", "http://h".into()),
+                ("PAIRING_BURST_PER_ADDRESS", "31".into()),
+            ],
+            "PAIRING_BURST_PER_ADDRESS: must be at least MAX_PAIRS_PER_BATCH (32)",
+        ),
+        (
+            vec![
+                ("UPSTREAM", "http://h".into()),
+                ("PAIRING_RATE_PER_CLIENT", "0".into()),
+            ],
+            "PAIRING_RATE_PER_CLIENT: expected pairs per second",
+        ),
+        (
+            vec![("UPSTREAM", "http://h".into()), ("MAX_PAIRS", "0".into())],
+            "MAX_PAIRS: expected a whole number",
+        ),
+        (
+            vec![
+                ("UPSTREAM", "http://h".into()),
+                ("POOL_SIZE", "10".into()),
+                ("MAX_IN_FLIGHT_PER_CLIENT", "11".into()),
+            ],
+            "MAX_IN_FLIGHT_PER_CLIENT: expected a whole number from 1 to 10",
         ),
         (
             vec![

@@ -8,10 +8,11 @@ use mte_relay_protocol::capabilities::{Capabilities, Limits};
 use mte_relay_protocol::header::CLIENT_ID_HEADER;
 use mte_relay_protocol::rng::os_rng;
 
-use super::{protocol_domain, unix_now};
+use super::protocol_domain;
 use crate::body::{RelayBody, empty};
 use crate::response;
 use crate::state::{AppState, RequestContext};
+use crate::store::unix_now;
 
 pub async fn serve(
     state: &Arc<AppState>,

@@ -138,13 +138,6 @@ pub(crate) async fn read_bounded(mut body: RelayBody, limit: usize) -> Result<By
     Ok(Bytes::from(whole))
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::protocol_domain;

@@ -2,21 +2,32 @@
 //!
 //! Pairing is the CPU-heavy step (one X-Wing encapsulation per pair), so batches run on
 //! the blocking pool under a bound of concurrent pairings; past the bound the relay
-//! answers `overloaded` at once instead of queueing.
+//! answers `overloaded` at once instead of queueing. In order, each step cheaper than
+//! the next, so a flood is turned away before it costs much:
+//!
+//! ```text
+//! read the document (whole, under PAIRING_BODY_TIMEOUT_SECS) -> parse -> client id
+//!   -> rate per address, then per client id (tokens = pairs) -> pairing permit
+//!   -> X-Wing on the blocking pool -> insert the batch (refused whole at MAX_PAIRS)
+//! ```
+//!
+//! The document is read before the permit is taken, so a slow sender holds a
+//! connection and nothing else; the permit covers only the CPU work.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use mte_relay_protocol::pairing::{PairingRequest, PairingResponse, PairingScope, accept_offer};
 use mte_relay_protocol::registry::ErrorReason;
-use mte_relay_protocol::replay::ReplayWindow;
 use mte_relay_protocol::rng::os_rng;
 
-use super::{ReadError, protocol_domain, read_bounded, unix_now};
+use super::{ReadError, protocol_domain, read_bounded};
+use crate::admission::{LogThrottle, Refused, address_key};
 use crate::body::RelayBody;
-use crate::response::{self, registry_error};
+use crate::response::{self, overloaded, registry_error};
 use crate::state::{AppState, RequestContext};
-use crate::store::PairRecord;
+use crate::store::{InsertError, NewPair, PairCaps, unix_now};
 
 /// Generous bound on one offer's JSON (a 1216-byte key is 1622 base64url characters).
 const MAX_OFFER_JSON: usize = 2048;
@@ -26,26 +37,33 @@ pub async fn serve(
     ctx: &RequestContext,
     request: Request<RelayBody>,
 ) -> Response<RelayBody> {
-    let Ok(_permit) = state.pairing_permits.clone().try_acquire_owned() else {
-        return registry_error(
-            ErrorReason::Overloaded,
-            "too many pairings in progress; retry later",
-        );
-    };
     let settings = state.config.pairing;
     let max_body = settings.max_pairs_per_batch * MAX_OFFER_JSON + 1024;
-    let body = match read_bounded(request.into_body(), max_body).await {
-        Ok(body) => body,
-        Err(ReadError::TooLarge) => {
+    let read = read_bounded(request.into_body(), max_body);
+    let body = match tokio::time::timeout(settings.body_timeout, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(ReadError::TooLarge)) => {
             return registry_error(
                 ErrorReason::PairingLimit,
                 format!("pairing document exceeds {max_body} bytes"),
             );
         }
-        Err(ReadError::Failed) => {
+        Ok(Err(ReadError::Failed)) => {
             return registry_error(
                 ErrorReason::PairingMalformed,
                 "pairing document ended early",
+            );
+        }
+        Err(_elapsed) => {
+            tracing::info!(
+                request_id = %ctx.request_id,
+                remote_addr = %ctx.remote_addr,
+                timeout_secs = settings.body_timeout.as_secs_f64(),
+                "pairing document did not arrive in time"
+            );
+            return registry_error(
+                ErrorReason::RequestBodyTimeout,
+                "the pairing document did not arrive in time",
             );
         }
     };
@@ -61,6 +79,57 @@ pub async fn serve(
         return registry_error(error.reason(), error.to_string());
     }
 
+    let cost = u32::try_from(batch.pairs.len()).unwrap_or(u32::MAX);
+    let address = address_key(ctx.remote_addr.ip());
+    let admitted = state
+        .pairing_rates
+        .per_address
+        .take(&address, cost, Instant::now())
+        .map_err(|refused| (refused, "this address"))
+        .and_then(|()| {
+            state
+                .pairing_rates
+                .per_client
+                .take(&batch.client_id, cost, Instant::now())
+                .map_err(|refused| (refused, "this client id"))
+        });
+    if let Err((Refused { retry_after }, whose)) = admitted {
+        static REPORTED: LogThrottle = LogThrottle::new(Duration::from_secs(10));
+        if let Some(held_back) = REPORTED.admit() {
+            tracing::info!(
+                request_id = %ctx.request_id,
+                remote_addr = %ctx.remote_addr,
+                pairs = cost,
+                retry_after_secs = retry_after.as_secs(),
+                refusals_not_logged = held_back,
+                "pairing rate limit reached for {whose}"
+            );
+        }
+        return overloaded(
+            format!("pairing rate limit reached for {whose}; retry later"),
+            retry_after,
+        );
+    }
+
+    // A full store refuses the batch on insert anyway; saying so before the X-Wing
+    // work keeps a flood at the cap from costing CPU.
+    match state.mte.store.pair_count().await {
+        Ok(held) if held + batch.pairs.len() > settings.max_pairs => {
+            return store_full(ctx, settings.max_pairs);
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::error!(%error, "pair store cannot count pairs");
+            return registry_error(ErrorReason::Internal, "pair store unavailable");
+        }
+    }
+
+    let Ok(permit) = state.pairing_permits.clone().try_acquire_owned() else {
+        return registry_error(
+            ErrorReason::Overloaded,
+            "too many pairings in progress; retry later",
+        );
+    };
     let psk = state
         .config
         .secret
@@ -82,6 +151,7 @@ pub async fn serve(
             .map(|pairs| (batch.client_id.clone(), pairs))
     })
     .await;
+    drop(permit);
     let (client_id, pairs) = match accepted {
         Ok(Ok(accepted)) => accepted,
         Ok(Err(error)) => return registry_error(error.reason(), error.to_string()),
@@ -89,25 +159,61 @@ pub async fn serve(
     };
 
     let mut answers = Vec::with_capacity(pairs.len());
+    let mut new_pairs = Vec::with_capacity(pairs.len());
     for (pair_id, keys, answer) in pairs {
-        let record = PairRecord {
-            client_id: client_id.clone(),
+        new_pairs.push(NewPair {
+            pair_id,
             keys,
-            window: ReplayWindow::new(),
             created_at: now,
             expires_at,
-        };
-        if let Err(error) = state
-            .mte
-            .store
-            .insert(pair_id, record, settings.max_pairs_per_client)
-            .await
-        {
-            tracing::error!(%error, "pair store refused a new pair");
-            return registry_error(ErrorReason::Internal, "pair store unavailable");
-        }
+        });
         answers.push(answer);
+    }
+    let caps = PairCaps {
+        per_client: settings.max_pairs_per_client,
+        total: settings.max_pairs,
+    };
+    if let Err(error) = state.mte.store.insert(&client_id, new_pairs, caps).await {
+        if let InsertError::Full(max_pairs) = error {
+            return store_full(ctx, max_pairs);
+        }
+        let reason = error.reason();
+        match reason {
+            ErrorReason::Internal => tracing::error!(%error, "pair store refused a new pair"),
+            _ => tracing::info!(
+                request_id = %ctx.request_id,
+                remote_addr = %ctx.remote_addr,
+                %error,
+                "pairing refused"
+            ),
+        }
+        let message = match reason {
+            ErrorReason::Internal => "pair store unavailable".to_owned(),
+            _ => error.to_string(),
+        };
+        return registry_error(reason, message);
     }
     let document = PairingResponse { pairs: answers };
     response::json(&serde_json::to_value(&document).unwrap_or_default())
 }
+
+/// The store holds `MAX_PAIRS`: pairing resumes as pairs expire or are evicted.
+fn store_full(ctx: &RequestContext, max_pairs: usize) -> Response<RelayBody> {
+    static REPORTED: LogThrottle = LogThrottle::new(Duration::from_secs(10));
+    if let Some(held_back) = REPORTED.admit() {
+        tracing::warn!(
+            request_id = %ctx.request_id,
+            max_pairs,
+            refusals_not_logged = held_back,
+            "pairing refused: the relay holds MAX_PAIRS pairs"
+        );
+    }
+    overloaded(
+        "the relay holds its maximum number of pairs; retry later",
+        STORE_FULL_RETRY_AFTER,
+    )
+}
+
+/// How long a client is asked to wait when the store is full: long enough that a
+/// flood's retries do not arrive faster than the sweep frees pairs.
+const STORE_FULL_RETRY_AFTER: Duration = Duration::from_secs(30);

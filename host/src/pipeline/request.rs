@@ -25,13 +25,14 @@ use mte_relay_protocol::registry::ErrorReason;
 use mte_relay_protocol::rng::os_rng;
 
 use super::streams::{DecodeFailure, DecryptingBody, EncryptingBody};
-use super::{ReadError, protocol_domain, read_bounded, unix_now};
+use super::{ReadError, protocol_domain, read_bounded};
 use crate::adapters::{self, Decision, RequestFacts};
-use crate::body::{RelayBody, boxed, empty, full};
+use crate::admission::Slot;
+use crate::body::{Holding, RelayBody, boxed, empty, full};
 use crate::response::registry_error;
 use crate::server::local;
 use crate::state::{AppState, RequestContext};
-use crate::store::Lookup;
+use crate::store::{Lookup, PairKey, unix_now};
 use crate::upstream;
 
 /// The route answered by the relay itself, also through MTE.
@@ -55,8 +56,14 @@ pub async fn handle(
     ctx: &RequestContext,
     request: Request<RelayBody>,
 ) -> Response<RelayBody> {
-    match decode_and_forward(state, ctx, request).await {
-        Ok(response) => response,
+    // The client's in-flight slot, once its id verified; held until the last byte of
+    // the response, like the `POOL_SIZE` permit the server holds.
+    let mut slot = None;
+    match decode_and_forward(state, ctx, request, &mut slot).await {
+        Ok(response) => match slot {
+            Some(slot) => response.map(|body| boxed(Holding::new(body, slot))),
+            None => response,
+        },
         Err(refusal) => registry_error(refusal.reason, refusal.message),
     }
 }
@@ -65,6 +72,7 @@ async fn decode_and_forward(
     state: &Arc<AppState>,
     ctx: &RequestContext,
     request: Request<RelayBody>,
+    slot: &mut Option<Slot<String>>,
 ) -> Result<Response<RelayBody>, Refusal> {
     let (parts, body) = request.into_parts();
     let header = parts.headers.get(RELAY_HEADER).ok_or_else(|| {
@@ -83,10 +91,22 @@ async fn decode_and_forward(
         .authority(&ctx.domain)
         .verify(&domain, header.client_id.as_bytes(), now)
         .map_err(|error| refuse(error.reason(), error.to_string()))?;
+    *slot = Some(
+        state
+            .in_flight_per_client
+            .try_take(&header.client_id)
+            .map_err(|_| {
+                refuse(
+                    ErrorReason::Overloaded,
+                    "this client id is at its bound of in-flight requests; retry later",
+                )
+            })?,
+    );
 
-    let record = match state.mte.store.load(header.pair_id, now).await {
-        Ok(Lookup::Found(record)) if record.client_id == header.client_id => record,
-        Ok(Lookup::Found(_) | Lookup::Missing) => {
+    let key = PairKey::new(header.client_id.as_str(), header.pair_id);
+    let record = match state.mte.store.load(&key, now).await {
+        Ok(Lookup::Found(record)) => record,
+        Ok(Lookup::Missing) => {
             return Err(refuse(
                 ErrorReason::PairUnknown,
                 "no such pair for this client",
@@ -131,7 +151,7 @@ async fn decode_and_forward(
     state
         .mte
         .store
-        .commit(header.pair_id, header.seq, advanced_ratchet)
+        .commit(&key, record.generation, header.seq, advanced_ratchet)
         .await
         .map_err(|error| refuse(error.reason(), error.to_string()))?;
 

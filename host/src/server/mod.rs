@@ -3,6 +3,7 @@
 
 pub mod cors;
 pub mod handler;
+pub mod io;
 pub mod local;
 pub mod route;
 
@@ -17,7 +18,9 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::admission::{LogThrottle, SlotRefused, address_key};
 use crate::state::AppState;
+use io::StalledWriteTimeout;
 
 /// How a server run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +65,7 @@ impl Server {
             .header_read_timeout(state.config.timeouts.client_header_read);
         builder.http2().timer(TokioTimer::new());
         let builder = Arc::new(builder);
+        let write_limit = state.config.timeouts.body_idle;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -75,16 +79,31 @@ impl Server {
                             continue;
                         }
                     };
+                    let address = address_key(remote_addr.ip());
+                    let slot = match state.connections.try_take(&address) {
+                        Ok(slot) => slot,
+                        Err(refused) => {
+                            // Closed before a byte is read: the cheapest answer to a
+                            // connection flood, and the peer sees a reset, not a hang.
+                            drop(stream);
+                            report_refused_connection(remote_addr, refused, &state);
+                            continue;
+                        }
+                    };
                     let _ = stream.set_nodelay(true);
                     let state = state.clone();
                     let service = service_fn(move |request| {
                         handler::handle(state.clone(), remote_addr, request)
                     });
                     let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .serve_connection_with_upgrades(
+                            TokioIo::new(StalledWriteTimeout::new(stream, write_limit)),
+                            service,
+                        )
                         .into_owned();
                     let connection = graceful.watch(connection);
                     tokio::spawn(async move {
+                        let _slot = slot;
                         if let Err(error) = connection.await {
                             tracing::debug!(%remote_addr, %error, "connection ended with an error");
                         }
@@ -102,6 +121,35 @@ impl Server {
         match tokio::time::timeout(grace, graceful.shutdown()).await {
             Ok(()) => Drained::Cleanly,
             Err(_) => Drained::GraceExpired,
+        }
+    }
+}
+
+/// Logs a refused connection, at most once every ten seconds per bound.
+fn report_refused_connection(remote_addr: SocketAddr, refused: SlotRefused, state: &AppState) {
+    static PER_ADDRESS: LogThrottle = LogThrottle::new(Duration::from_secs(10));
+    static TOTAL: LogThrottle = LogThrottle::new(Duration::from_secs(10));
+    let callers = state.config.callers;
+    match refused {
+        SlotRefused::PerKey => {
+            if let Some(held_back) = PER_ADDRESS.admit() {
+                tracing::warn!(
+                    %remote_addr,
+                    max_connections_per_address = callers.max_connections_per_address,
+                    refusals_not_logged = held_back,
+                    "connection refused: MAX_CONNECTIONS_PER_ADDRESS reached for this address"
+                );
+            }
+        }
+        SlotRefused::Total => {
+            if let Some(held_back) = TOTAL.admit() {
+                tracing::warn!(
+                    %remote_addr,
+                    max_connections = callers.max_connections,
+                    refusals_not_logged = held_back,
+                    "connection refused: MAX_CONNECTIONS reached"
+                );
+            }
         }
     }
 }

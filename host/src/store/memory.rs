@@ -1,33 +1,125 @@
 //! The in-memory pair store: the embedded default for a single replica.
 //!
 //! One mutex guards the map; every critical section is a few map operations with no
-//! awaits, so contention stays far below the cost of the AEAD work around it.
+//! awaits, so contention stays far below the cost of the AEAD work around it. The
+//! sweep is the exception: it walks every pair, once per sweep interval.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use mte_relay_protocol::ids::PairId;
 use mte_relay_protocol::keys::MteRatchet;
+use mte_relay_protocol::replay::ReplayWindow;
 
-use super::{CommitError, Lookup, PairRecord, PairStore, StoreError, StoreFuture};
+use super::{
+    CommitError, InsertError, Lookup, NewPair, PairCaps, PairKey, PairRecord, PairStore,
+    StoreError, StoreFuture,
+};
+
+/// One client's pairs, oldest first. A client holds at most `MAX_PAIRS_PER_CLIENT`
+/// (64 by default, usually a handful), so a scan of a vector sized to fit beats a hash
+/// map, which would allocate about twice the room it uses.
+#[derive(Debug, Default)]
+struct ClientPairs {
+    oldest_first: Vec<(PairId, PairRecord)>,
+}
+
+impl ClientPairs {
+    fn get(&self, pair_id: &PairId) -> Option<&PairRecord> {
+        self.oldest_first
+            .iter()
+            .find(|(id, _)| id == pair_id)
+            .map(|(_, record)| record)
+    }
+
+    fn get_mut(&mut self, pair_id: &PairId) -> Option<&mut PairRecord> {
+        self.oldest_first
+            .iter_mut()
+            .find(|(id, _)| id == pair_id)
+            .map(|(_, record)| record)
+    }
+}
 
 #[derive(Debug, Default)]
 struct Pairs {
-    by_id: HashMap<PairId, PairRecord>,
-    /// Each client's pairs, oldest first, for the per-client cap.
-    by_client: HashMap<String, VecDeque<PairId>>,
+    clients: HashMap<String, ClientPairs>,
+    /// Pairs over all clients.
+    total: usize,
+    /// The last generation handed out.
+    last_generation: u64,
 }
 
 impl Pairs {
-    fn remove(&mut self, pair_id: &PairId) {
-        if let Some(record) = self.by_id.remove(pair_id)
-            && let Some(ids) = self.by_client.get_mut(&record.client_id)
-        {
-            ids.retain(|id| id != pair_id);
-            if ids.is_empty() {
-                self.by_client.remove(&record.client_id);
+    fn record(&self, key: &PairKey) -> Option<&PairRecord> {
+        self.clients.get(&key.client_id)?.get(&key.pair_id)
+    }
+
+    fn record_mut(&mut self, key: &PairKey) -> Option<&mut PairRecord> {
+        self.clients.get_mut(&key.client_id)?.get_mut(&key.pair_id)
+    }
+
+    fn insert(
+        &mut self,
+        client_id: &str,
+        pairs: Vec<NewPair>,
+        caps: PairCaps,
+    ) -> Result<Vec<u64>, InsertError> {
+        let mut offered = HashSet::with_capacity(pairs.len());
+        for pair in &pairs {
+            if !offered.insert(pair.pair_id) {
+                return Err(InsertError::Duplicate(pair.pair_id));
             }
         }
+        let per_client = caps.per_client.max(1);
+        let held = match self.clients.get(client_id) {
+            Some(client) => {
+                if let Some(pair) = pairs.iter().find(|p| client.get(&p.pair_id).is_some()) {
+                    return Err(InsertError::Exists(pair.pair_id));
+                }
+                client.oldest_first.len()
+            }
+            None => 0,
+        };
+        // The client keeps its newest `per_client` pairs, the batch's included.
+        let kept = (held + pairs.len()).min(per_client);
+        if self.total - held + kept > caps.total {
+            return Err(InsertError::Full(caps.total));
+        }
+
+        let client = self.clients.entry(client_id.to_owned()).or_default();
+        client.oldest_first.reserve_exact(pairs.len());
+        let mut generations = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            self.last_generation += 1;
+            generations.push(self.last_generation);
+            let record = PairRecord {
+                keys: pair.keys,
+                window: ReplayWindow::new(),
+                generation: self.last_generation,
+                created_at: pair.created_at,
+                expires_at: pair.expires_at,
+            };
+            client.oldest_first.push((pair.pair_id, record));
+        }
+        // Evicted records drop here, and their keys zeroize.
+        let evicted = client.oldest_first.len() - kept;
+        client.oldest_first.drain(..evicted);
+        self.total = self.total - held + kept;
+        Ok(generations)
+    }
+
+    fn sweep_expired(&mut self, now: u64) -> usize {
+        let mut removed = 0;
+        self.clients.retain(|_, client| {
+            let before = client.oldest_first.len();
+            client
+                .oldest_first
+                .retain(|(_, record)| record.expires_at > now);
+            removed += before - client.oldest_first.len();
+            !client.oldest_first.is_empty()
+        });
+        self.total -= removed;
+        removed
     }
 }
 
@@ -43,22 +135,6 @@ impl MemoryPairStore {
         MemoryPairStore::default()
     }
 
-    /// Drops every pair whose time to live ran out before `now`; returns how many.
-    /// Expired pairs are refused on lookup anyway; this only frees their memory.
-    pub fn sweep_expired(&self, now: u64) -> usize {
-        let mut pairs = self.lock();
-        let expired: Vec<PairId> = pairs
-            .by_id
-            .iter()
-            .filter(|(_, record)| record.expires_at <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &expired {
-            pairs.remove(id);
-        }
-        expired.len()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Pairs> {
         // A panic while holding the lock cannot leave the maps inconsistent in a way
         // that matters more than losing every pair, so recover the guard.
@@ -71,31 +147,20 @@ impl MemoryPairStore {
 impl PairStore for MemoryPairStore {
     fn insert(
         &self,
-        pair_id: PairId,
-        record: PairRecord,
-        max_per_client: usize,
-    ) -> StoreFuture<'_, Result<(), StoreError>> {
-        let mut pairs = self.lock();
-        // Re-pairing under an existing id replaces the old pair.
-        pairs.remove(&pair_id);
-        let client_id = record.client_id.clone();
-        pairs.by_id.insert(pair_id, record);
-        let ids = pairs.by_client.entry(client_id).or_default();
-        ids.push_back(pair_id);
-        let mut evicted = Vec::new();
-        while ids.len() > max_per_client.max(1) {
-            if let Some(oldest) = ids.pop_front() {
-                evicted.push(oldest);
-            }
-        }
-        for id in evicted {
-            pairs.by_id.remove(&id);
-        }
-        Box::pin(async { Ok(()) })
+        client_id: &str,
+        pairs: Vec<NewPair>,
+        caps: PairCaps,
+    ) -> StoreFuture<'_, Result<Vec<u64>, InsertError>> {
+        let outcome = self.lock().insert(client_id, pairs, caps);
+        Box::pin(async move { outcome })
     }
 
-    fn load(&self, pair_id: PairId, now: u64) -> StoreFuture<'_, Result<Lookup, StoreError>> {
-        let lookup = match self.lock().by_id.get(&pair_id) {
+    fn load<'a>(
+        &'a self,
+        key: &'a PairKey,
+        now: u64,
+    ) -> StoreFuture<'a, Result<Lookup, StoreError>> {
+        let lookup = match self.lock().record(key) {
             Some(record) if record.expires_at <= now => Lookup::Expired,
             Some(record) => Lookup::Found(Box::new(record.clone())),
             None => Lookup::Missing,
@@ -103,14 +168,16 @@ impl PairStore for MemoryPairStore {
         Box::pin(async move { Ok(lookup) })
     }
 
-    fn commit(
-        &self,
-        pair_id: PairId,
+    fn commit<'a>(
+        &'a self,
+        key: &'a PairKey,
+        generation: u64,
         seq: u64,
         ratchet: Option<MteRatchet>,
-    ) -> StoreFuture<'_, Result<(), CommitError>> {
-        let outcome = match self.lock().by_id.get_mut(&pair_id) {
+    ) -> StoreFuture<'a, Result<(), CommitError>> {
+        let outcome = match self.lock().record_mut(key) {
             None => Err(CommitError::Missing),
+            Some(record) if record.generation != generation => Err(CommitError::Replaced),
             Some(record) => record
                 .window
                 .check_and_mark(seq)
@@ -124,31 +191,48 @@ impl PairStore for MemoryPairStore {
         Box::pin(async move { outcome })
     }
 
+    fn sweep_expired(&self, now: u64) -> StoreFuture<'_, Result<usize, StoreError>> {
+        let removed = self.lock().sweep_expired(now);
+        Box::pin(async move { Ok(removed) })
+    }
+
     fn pair_count(&self) -> StoreFuture<'_, Result<usize, StoreError>> {
-        let len = self.lock().by_id.len();
-        Box::pin(async move { Ok(len) })
+        let total = self.lock().total;
+        Box::pin(async move { Ok(total) })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use mte_relay_protocol::keys::{EPOCH_LEN, PairKeys};
-    use mte_relay_protocol::replay::{ReplayError, ReplayWindow};
+    use mte_relay_protocol::replay::ReplayError;
     use mte_relay_protocol::secret::Secret32;
 
     use super::*;
 
-    fn record(client: &str, created_at: u64) -> PairRecord {
-        PairRecord {
-            client_id: client.into(),
-            keys: PairKeys::from_roots(
-                Secret32::from_bytes([1; 32]),
-                Secret32::from_bytes([2; 32]),
-            ),
-            window: ReplayWindow::new(),
+    const CAPS: PairCaps = PairCaps {
+        per_client: 2,
+        total: 100,
+    };
+
+    fn keys(seed: u8) -> PairKeys {
+        PairKeys::from_roots(
+            Secret32::from_bytes([seed; 32]),
+            Secret32::from_bytes([seed.wrapping_add(1); 32]),
+        )
+    }
+
+    fn pair(id: u8, created_at: u64) -> NewPair {
+        NewPair {
+            pair_id: PairId([id; 16]),
+            keys: keys(id),
             created_at,
             expires_at: created_at + 100,
         }
+    }
+
+    fn key(client: &str, id: u8) -> PairKey {
+        PairKey::new(client, PairId([id; 16]))
     }
 
     fn block<T>(future: StoreFuture<'_, T>) -> T {
@@ -158,72 +242,147 @@ mod tests {
             .block_on(future)
     }
 
+    fn found(store: &MemoryPairStore, key: &PairKey, now: u64) -> Option<PairRecord> {
+        match block(store.load(key, now)).expect("load") {
+            Lookup::Found(record) => Some(*record),
+            Lookup::Expired | Lookup::Missing => None,
+        }
+    }
+
     #[test]
     fn per_client_cap_evicts_the_oldest_pair() {
         let store = MemoryPairStore::new();
         for n in 0..3u8 {
-            block(store.insert(PairId([n; 16]), record("alice", u64::from(n)), 2)).expect("insert");
+            block(store.insert("alice", vec![pair(n, u64::from(n))], CAPS)).expect("insert");
         }
-        block(store.insert(PairId([9; 16]), record("bob", 0), 2)).expect("insert");
+        block(store.insert("bob", vec![pair(9, 0)], CAPS)).expect("insert");
+        assert!(found(&store, &key("alice", 0), 5).is_none());
+        assert!(found(&store, &key("alice", 1), 5).is_some());
+        assert!(found(&store, &key("alice", 2), 5).is_some());
+        assert!(found(&store, &key("bob", 9), 5).is_some());
+        assert_eq!(block(store.pair_count()).expect("count"), 3);
+    }
+
+    #[test]
+    fn a_pair_is_found_only_under_its_own_client() {
+        let store = MemoryPairStore::new();
+        block(store.insert("alice", vec![pair(1, 0)], CAPS)).expect("insert");
+        assert!(found(&store, &key("mallory", 1), 5).is_none());
+        // The same pair id under another client is another pair, and leaves alice's be.
+        block(store.insert("mallory", vec![pair(1, 0)], CAPS)).expect("insert");
+        let alice = found(&store, &key("alice", 1), 5).expect("alice's pair");
+        assert!(alice.keys == keys(1), "alice's keys are untouched");
+    }
+
+    #[test]
+    fn an_existing_pair_is_never_replaced() {
+        let store = MemoryPairStore::new();
+        block(store.insert("alice", vec![pair(1, 0)], CAPS)).expect("insert");
+        let mut again = pair(1, 3);
+        again.keys = keys(7);
+        let refused = block(store.insert("alice", vec![pair(2, 3), again], CAPS));
+        assert!(matches!(refused, Err(InsertError::Exists(id)) if id == PairId([1; 16])));
+        // All or nothing: the batch's other pair was not stored either.
+        assert!(found(&store, &key("alice", 2), 5).is_none());
+        let kept = found(&store, &key("alice", 1), 5).expect("the original pair");
+        assert!(kept.keys == keys(1), "the original keys are kept");
         assert!(matches!(
-            block(store.load(PairId([0; 16]), 5)),
-            Ok(Lookup::Missing)
+            block(store.insert("bob", vec![pair(4, 0), pair(4, 0)], CAPS)),
+            Err(InsertError::Duplicate(_))
         ));
+    }
+
+    #[test]
+    fn the_total_cap_refuses_new_pairs_but_counts_evictions() {
+        let store = MemoryPairStore::new();
+        let caps = PairCaps {
+            per_client: 2,
+            total: 3,
+        };
+        block(store.insert("alice", vec![pair(1, 0), pair(2, 0)], caps)).expect("insert");
+        block(store.insert("bob", vec![pair(3, 0)], caps)).expect("insert");
         assert!(matches!(
-            block(store.load(PairId([1; 16]), 5)),
-            Ok(Lookup::Found(_))
+            block(store.insert("carol", vec![pair(4, 0)], caps)),
+            Err(InsertError::Full(3))
         ));
-        assert!(matches!(
-            block(store.load(PairId([2; 16]), 5)),
-            Ok(Lookup::Found(_))
-        ));
-        assert!(matches!(
-            block(store.load(PairId([9; 16]), 5)),
-            Ok(Lookup::Found(_))
-        ));
-        assert_eq!(block(store.pair_count()).expect("len"), 3);
+        // Alice replacing her own oldest pair does not grow the total.
+        block(store.insert("alice", vec![pair(5, 1)], caps)).expect("within the cap");
+        assert_eq!(block(store.pair_count()).expect("count"), 3);
     }
 
     #[test]
     fn expiry_is_reported_then_swept() {
         let store = MemoryPairStore::new();
-        block(store.insert(PairId([1; 16]), record("alice", 0), 4)).expect("insert");
+        block(store.insert("alice", vec![pair(1, 0), pair(2, 50)], CAPS)).expect("insert");
         assert!(matches!(
-            block(store.load(PairId([1; 16]), 100)),
+            block(store.load(&key("alice", 1), 100)),
             Ok(Lookup::Expired)
         ));
-        assert_eq!(store.sweep_expired(100), 1);
+        assert_eq!(block(store.sweep_expired(100)).expect("sweep"), 1);
         assert!(matches!(
-            block(store.load(PairId([1; 16]), 100)),
+            block(store.load(&key("alice", 1), 100)),
             Ok(Lookup::Missing)
         ));
+        assert_eq!(block(store.pair_count()).expect("count"), 1);
+        assert_eq!(block(store.sweep_expired(150)).expect("sweep"), 1);
+        assert_eq!(block(store.pair_count()).expect("count"), 0);
+        assert!(
+            store.lock().clients.is_empty(),
+            "no empty client entries remain"
+        );
     }
 
     #[test]
     fn commit_marks_once_and_moves_the_ratchet_forward() {
         let store = MemoryPairStore::new();
-        let id = PairId([1; 16]);
-        block(store.insert(id, record("alice", 0), 4)).expect("insert");
-        let Ok(Lookup::Found(found)) = block(store.load(id, 1)) else {
-            panic!("pair is live")
-        };
-        let (_, advanced) = found
+        let id = key("alice", 1);
+        block(store.insert("alice", vec![pair(1, 0)], CAPS)).expect("insert");
+        let loaded = found(&store, &id, 1).expect("pair is live");
+        let (_, advanced) = loaded
             .keys
             .ratchet
             .message_secret(EPOCH_LEN)
             .expect("next epoch");
-        block(store.commit(id, EPOCH_LEN, advanced)).expect("first commit");
+        block(store.commit(&id, loaded.generation, EPOCH_LEN, advanced)).expect("first commit");
         assert!(matches!(
-            block(store.commit(id, EPOCH_LEN, None)),
+            block(store.commit(&id, loaded.generation, EPOCH_LEN, None)),
             Err(CommitError::Replay(ReplayError::Duplicate))
         ));
-        let Ok(Lookup::Found(after)) = block(store.load(id, 1)) else {
-            panic!("pair is live")
-        };
+        let after = found(&store, &id, 1).expect("pair is live");
         assert_eq!(after.keys.ratchet.epoch(), 1);
         assert!(matches!(
-            block(store.commit(PairId([7; 16]), 0, None)),
+            block(store.commit(&key("alice", 7), 1, 0, None)),
             Err(CommitError::Missing)
         ));
+    }
+
+    #[test]
+    fn a_commit_racing_a_replacement_touches_nothing() {
+        let store = MemoryPairStore::new();
+        let id = key("alice", 1);
+        block(store.insert("alice", vec![pair(1, 0)], CAPS)).expect("insert");
+        let loaded = found(&store, &id, 1).expect("pair is live");
+        // While the request is in flight, the pair expires, is swept, and the same id is
+        // paired again with other keys.
+        block(store.sweep_expired(200)).expect("sweep");
+        let mut again = pair(1, 200);
+        again.keys = keys(7);
+        block(store.insert("alice", vec![again], CAPS)).expect("re-paired");
+        let (_, advanced) = loaded
+            .keys
+            .ratchet
+            .message_secret(EPOCH_LEN)
+            .expect("next epoch");
+        assert!(matches!(
+            block(store.commit(&id, loaded.generation, EPOCH_LEN, advanced)),
+            Err(CommitError::Replaced)
+        ));
+        let current = found(&store, &id, 201).expect("the new pair");
+        assert_ne!(current.generation, loaded.generation);
+        assert_eq!(current.keys.ratchet.epoch(), 0, "its ratchet did not move");
+        assert!(
+            current.window.check(EPOCH_LEN).is_ok(),
+            "its window is unmarked"
+        );
     }
 }

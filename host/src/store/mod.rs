@@ -2,10 +2,21 @@
 //!
 //! The relay talks to a [`PairStore`]; the memory implementation is the embedded
 //! default, and a Redis implementation shares pairs between replicas. The store owns
-//! the one operation that must be atomic: checking and marking a sequence number in a
-//! pair's replay window, together with advancing its MTE ratchet.
+//! the operations that must be atomic: inserting a batch of new pairs under the caps,
+//! and checking and marking a sequence number in a pair's replay window together with
+//! advancing its MTE ratchet.
+//!
+//! Two rules keep one client's pairs out of another's reach (docs/protocol.md,
+//! "Pair ownership"):
+//! - a pair is addressed by its client id *and* pair id ([`PairKey`]), so a pair id
+//!   seen in the clear names nothing outside the client that chose it, and an offer
+//!   for a key that exists is refused, never a replacement;
+//! - every record carries a generation, assigned on insert, that `commit` must match,
+//!   so a request that loaded one record cannot mark or advance a later record under
+//!   the same key (after expiry or eviction and a new pairing).
 
 mod memory;
+mod sweeper;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,23 +27,68 @@ use mte_relay_protocol::registry::ErrorReason;
 use mte_relay_protocol::replay::{ReplayError, ReplayWindow};
 
 pub use memory::MemoryPairStore;
+pub use sweeper::{Sweeper, sweep_interval};
+
+/// Seconds since the Unix epoch: the clock of pair lifetimes and client id ages.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
 
 /// A boxed future, so stores can be chosen at runtime behind `Arc<dyn PairStore>`.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Everything the relay keeps about one pair.
-#[derive(Clone, Debug)]
-pub struct PairRecord {
-    /// The client id the pair is bound to.
+/// Where one pair lives: the client id it is bound to and the id its client chose.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PairKey {
     pub client_id: String,
+    pub pair_id: PairId,
+}
+
+impl PairKey {
+    pub fn new(client_id: impl Into<String>, pair_id: PairId) -> PairKey {
+        PairKey {
+            client_id: client_id.into(),
+            pair_id,
+        }
+    }
+}
+
+/// A pair as pairing produced it, before the store holds it.
+#[derive(Clone, Debug)]
+pub struct NewPair {
+    pub pair_id: PairId,
     /// The pair's keys and MTE ratchet.
     pub keys: PairKeys,
-    /// Sequence numbers accepted so far.
-    pub window: ReplayWindow,
     /// Unix time of pairing; the per-client cap evicts the oldest first.
     pub created_at: u64,
     /// Unix time after which the pair is refused.
     pub expires_at: u64,
+}
+
+/// Everything the relay keeps about one pair.
+#[derive(Clone, Debug)]
+pub struct PairRecord {
+    /// The pair's keys and MTE ratchet.
+    pub keys: PairKeys,
+    /// Sequence numbers accepted so far.
+    pub window: ReplayWindow,
+    /// Assigned by the store on insert, never reused for the same key.
+    pub generation: u64,
+    /// Unix time of pairing.
+    pub created_at: u64,
+    /// Unix time after which the pair is refused.
+    pub expires_at: u64,
+}
+
+/// The caps an insert must respect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PairCaps {
+    /// Pairs one client id may hold; past it the client's oldest pairs are evicted.
+    pub per_client: usize,
+    /// Pairs the store may hold in all; past it new pairs are refused.
+    pub total: usize,
 }
 
 /// The result of looking a pair up.
@@ -54,6 +110,35 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// Why a batch of new pairs was not stored. A refused batch stores none of its pairs.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    /// A pair with one of the offered ids exists for this client. Pairs are never
+    /// replaced: an offer is refused whoever sends it.
+    #[error("pair id {0} is already paired for this client")]
+    Exists(PairId),
+    /// The same pair id appears twice in the batch.
+    #[error("pair id {0} appears twice in the batch")]
+    Duplicate(PairId),
+    /// The store holds its cap of pairs.
+    #[error("the relay holds its maximum of {0} pairs")]
+    Full(usize),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl InsertError {
+    /// The registry reason the relay answers with.
+    pub fn reason(&self) -> ErrorReason {
+        match self {
+            InsertError::Exists(_) | InsertError::Duplicate(_) => ErrorReason::PairIdTaken,
+            InsertError::Full(_) => ErrorReason::Overloaded,
+            InsertError::Store(_) => ErrorReason::Internal,
+        }
+    }
+}
+
 /// Why committing a sequence number failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
@@ -63,6 +148,9 @@ pub enum CommitError {
     /// The pair disappeared (expired or evicted) between load and commit.
     #[error("pair vanished before its sequence number was recorded")]
     Missing,
+    /// The key now holds a different record than the one the request loaded.
+    #[error("pair was replaced before its sequence number was recorded")]
+    Replaced,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -73,7 +161,7 @@ impl CommitError {
     pub fn reason(&self) -> ErrorReason {
         match self {
             CommitError::Replay(_) => ErrorReason::Replay,
-            CommitError::Missing => ErrorReason::PairUnknown,
+            CommitError::Missing | CommitError::Replaced => ErrorReason::PairUnknown,
             CommitError::Store(_) => ErrorReason::Internal,
         }
     }
@@ -81,27 +169,39 @@ impl CommitError {
 
 /// Where pairs live.
 pub trait PairStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Stores a new pair; when its client then has more than `max_per_client` pairs,
-    /// the oldest are evicted.
+    /// Stores a batch of new pairs for `client_id`, all or none, and returns their
+    /// generations in batch order. Refused when a key exists or the total cap would be
+    /// passed; when the client then holds more than `caps.per_client` pairs, its
+    /// oldest are evicted.
     fn insert(
         &self,
-        pair_id: PairId,
-        record: PairRecord,
-        max_per_client: usize,
-    ) -> StoreFuture<'_, Result<(), StoreError>>;
+        client_id: &str,
+        pairs: Vec<NewPair>,
+        caps: PairCaps,
+    ) -> StoreFuture<'_, Result<Vec<u64>, InsertError>>;
 
     /// Looks a pair up at Unix time `now`.
-    fn load(&self, pair_id: PairId, now: u64) -> StoreFuture<'_, Result<Lookup, StoreError>>;
+    fn load<'a>(
+        &'a self,
+        key: &'a PairKey,
+        now: u64,
+    ) -> StoreFuture<'a, Result<Lookup, StoreError>>;
 
-    /// Atomically checks and marks `seq` in the pair's window and, when given, moves its
-    /// ratchet forward. Called only after the request's head authenticated.
-    fn commit(
-        &self,
-        pair_id: PairId,
+    /// Atomically checks that the key still holds the record of `generation`, checks
+    /// and marks `seq` in its window and, when given, moves its ratchet forward.
+    /// Called only after the request's head authenticated.
+    fn commit<'a>(
+        &'a self,
+        key: &'a PairKey,
+        generation: u64,
         seq: u64,
         ratchet: Option<MteRatchet>,
-    ) -> StoreFuture<'_, Result<(), CommitError>>;
+    ) -> StoreFuture<'a, Result<(), CommitError>>;
 
-    /// Number of live pairs, for logs and metrics.
+    /// Removes every pair whose time to live ran out at Unix time `now`, with its key
+    /// material; returns how many. Stores whose backend expires keys itself return 0.
+    fn sweep_expired(&self, now: u64) -> StoreFuture<'_, Result<usize, StoreError>>;
+
+    /// Number of pairs held (live, or expired and not yet swept), for logs and metrics.
     fn pair_count(&self) -> StoreFuture<'_, Result<usize, StoreError>>;
 }

@@ -95,7 +95,11 @@ registry! {
     PairingMalformed = (567, "pairing-malformed", Surface, true),
     /// The pairing batch asks for more pairs than the relay allows in one request.
     PairingLimit = (567, "pairing-limit", Surface, true),
-    /// The relay is at its bound of in-flight requests or pairings; see `Retry-After`.
+    /// A pairing offer names a pair id this client already holds. Pairs are never
+    /// replaced, whoever sends the offer; a client picks fresh random ids.
+    PairIdTaken = (567, "pair-id-taken", Surface, true),
+    /// The relay is at a bound (in-flight requests, concurrent pairings, pairs held) or
+    /// the caller at its pairing rate; see `Retry-After`.
     Overloaded = (568, "overloaded", BackOff, true),
     /// A filter adapter failed and its failure policy is closed.
     AdapterFailed = (569, "adapter-failed", Surface, false),

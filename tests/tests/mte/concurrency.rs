@@ -17,9 +17,13 @@ const REQUESTS: usize = 1000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_requests_over_four_pairs_all_succeed() {
     let upstream = demo_upstream().await;
-    // The bound on in-flight requests is set to its maximum, 1000, so that no request
-    // is shed: this test is about sequence numbers, not load shedding.
-    let relay = relay_for(&upstream, &[("POOL_SIZE", "1000")]);
+    // The bounds on in-flight requests (in all, and of this one client) are set to
+    // their maximum, 1000, so that no request is shed: this test is about sequence
+    // numbers, not load shedding.
+    let relay = relay_for(
+        &upstream,
+        &[("POOL_SIZE", "1000"), ("MAX_IN_FLIGHT_PER_CLIENT", "1000")],
+    );
     let client = client_with_pairs(relay.addr(), 4);
     within("pairing", client.connect())
         .await
@@ -119,7 +123,11 @@ async fn garbage_mte_request(addr: std::net::SocketAddr) -> Response<hyper::body
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_pool_size_the_relay_answers_overloaded_with_retry_after() {
     let mut blocking = BlockingUpstream::start().await;
-    let relay = relay_for(&blocking.upstream.url(), &[("POOL_SIZE", "2")]);
+    // One client may hold the whole pool here: the per-client bound has its own test.
+    let relay = relay_for(
+        &blocking.upstream.url(),
+        &[("POOL_SIZE", "2"), ("MAX_IN_FLIGHT_PER_CLIENT", "2")],
+    );
     let client = Arc::new(client_with_pairs(relay.addr(), 2));
     within("pairing", client.connect())
         .await

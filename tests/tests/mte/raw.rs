@@ -38,6 +38,8 @@ use tokio::sync::mpsc;
 pub struct RawClient {
     pub addr: SocketAddr,
     pub host: String,
+    /// The local address to connect from (loopback), when not the default.
+    pub from: Option<std::net::IpAddr>,
 }
 
 impl RawClient {
@@ -46,6 +48,7 @@ impl RawClient {
         RawClient {
             addr: relay.addr(),
             host: relay.addr().to_string(),
+            from: None,
         }
     }
 
@@ -54,6 +57,7 @@ impl RawClient {
         RawClient {
             addr: relay.addr(),
             host: format!("{name}:{}", relay.addr().port()),
+            from: None,
         }
     }
 
@@ -75,7 +79,7 @@ impl RawClient {
             builder = builder.header(*name, *value);
         }
         let request = builder.body(full(body)).expect("plain request");
-        Answer::plain(client::send::<TestBody>(self.addr, request).await).await
+        Answer::plain(client::send_from::<TestBody>(self.from, self.addr, request).await).await
     }
 
     /// `GET /api/mte-relay`: a fresh client id.
@@ -111,8 +115,18 @@ impl RawClient {
         let body = serde_json::to_vec(&document).expect("pairing JSON");
         let answer = self.post_pairing(body).await;
         assert_eq!(answer.status, 200, "pairing: {answer:?}");
-        let response = PairingResponse::parse(&answer.body).expect("pairing response parses");
-        assert_eq!(response.pairs.len(), count);
+        self.complete(client_id, pending, &answer.body)
+    }
+
+    /// Completes `pending` with the relay's pairing response `response`.
+    pub fn complete(
+        &self,
+        client_id: &str,
+        pending: Vec<PendingPair>,
+        response: &[u8],
+    ) -> Vec<RawPair> {
+        let response = PairingResponse::parse(response).expect("pairing response parses");
+        assert_eq!(response.pairs.len(), pending.len());
         let domain = self.domain();
         let scope = PairingScope {
             domain: &domain,
@@ -128,6 +142,22 @@ impl RawClient {
                 RawPair { id, keys }
             })
             .collect()
+    }
+
+    /// A session of the pairs `pending` that the relay answered with `response`.
+    pub fn session_from(
+        &self,
+        client_id: String,
+        pending: Vec<PendingPair>,
+        response: &[u8],
+    ) -> Session {
+        let paired = self.complete(&client_id, pending, response);
+        Session {
+            client: self.clone(),
+            client_id,
+            next_seq: vec![0; paired.len()],
+            pairs: paired,
+        }
     }
 
     /// A client id and `pairs` fresh pairs for it.

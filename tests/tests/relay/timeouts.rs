@@ -1,14 +1,14 @@
 //! Timeouts on pass-through routes measure one phase each (docs/configuration.md,
 //! "Timeouts"): an upload that keeps moving is never cut off by the response timeout,
 //! an upstream that stops answering or reading is `504`, a client that stops sending
-//! is `408`.
+//! is `408`, and a client that stops reading its response loses its connection.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::Response;
 use http_body_util::BodyExt;
-use mte_relay_tests::bodies::{stalls_after, trickle};
+use mte_relay_tests::bodies::{endless, stalls_after, trickle};
 use mte_relay_tests::client::{body_bytes, request, send};
 use mte_relay_tests::relay::Relay;
 use mte_relay_tests::upstream::{Upstream, full};
@@ -192,4 +192,56 @@ async fn a_client_that_stops_sending_its_body_is_408() {
     let response = send(relay.addr(), upload).await;
     assert_eq!(response.status(), 200);
     assert_eq!(body_bytes(response).await, "20");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_the_response_is_dropped() {
+    let (dropped_tx, dropped_rx) = tokio::sync::mpsc::unbounded_channel();
+    let upstream = Upstream::start(move |_request| {
+        let dropped_tx = dropped_tx.clone();
+        async move {
+            let (body, dropped) = endless(64 * 1024);
+            tokio::spawn(async move {
+                if dropped.await.is_ok() {
+                    let _ = dropped_tx.send(());
+                }
+            });
+            Response::new(body.map_err(Into::into).boxed())
+        }
+    })
+    .await;
+    let relay = relay(&upstream, "60", "1");
+    let mut stream = tokio::net::TcpStream::connect(relay.addr())
+        .await
+        .expect("connect");
+    let head = format!("GET /endless HTTP/1.1\r\nhost: {HOST}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    // Read the response head and a little, then read no more: the socket buffers on
+    // the way fill, and the relay's writes wait.
+    let mut buffer = [0u8; 4096];
+    let n = within("the response head", stream.read(&mut buffer))
+        .await
+        .expect("read");
+    assert!(
+        String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"),
+        "the response started"
+    );
+    let mut dropped_rx = dropped_rx;
+    within(
+        "the relay dropping the upstream response of a client that stopped reading",
+        dropped_rx.recv(),
+    )
+    .await
+    .expect("upstream alive");
+
+    // The relay keeps serving others (this response head is all the test reads).
+    let response = send(
+        relay.addr(),
+        request("GET", HOST, "/another")
+            .body(full(""))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    drop(stream);
 }
