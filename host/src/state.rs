@@ -8,6 +8,7 @@ use tokio::sync::Semaphore;
 use crate::adapters::Adapters;
 use crate::admission::{KeyedRateLimiter, SlotCounter};
 use crate::config::{Config, DomainConfig};
+use crate::forwarded::Provenance;
 use crate::pipeline::MteState;
 use crate::store::MemoryPairStore;
 use crate::telemetry::RequestTimings;
@@ -95,7 +96,10 @@ pub struct RequestContext {
     /// Correlation id: the client's `x-request-id` when sane, else minted. Sent upstream
     /// and returned on the response.
     pub request_id: String,
+    /// The socket's peer.
     pub remote_addr: SocketAddr,
+    /// Who the client is, and what a trusted front proxy said about the request.
+    pub provenance: Provenance,
     /// The `Host` (or `:authority`) the client sent, for `x-forwarded-host`.
     pub host: String,
     /// The domain the host matched.

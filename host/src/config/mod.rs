@@ -11,6 +11,7 @@ pub mod render;
 pub mod routes;
 pub mod secret;
 pub mod tls;
+pub mod trusted;
 
 use serde_json::Value;
 
@@ -25,6 +26,7 @@ pub use globals::{
 pub use routes::{RoutePattern, RouteSet};
 pub use secret::Secret;
 pub use tls::UpstreamTls;
+pub use trusted::TrustedProxies;
 
 use domain::{LegacyNames, MapEntryNames, RawDomain};
 use error::key;
@@ -45,6 +47,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Trust roots for `https://` upstreams.
     pub upstream_tls: UpstreamTls,
+    /// Front proxies whose forwarding headers are believed.
+    pub trusted_proxies: TrustedProxies,
     pub limits: BodyLimits,
     pub pairing: PairSettings,
     /// Where adapter instances are declared, and how often meters tick.
@@ -165,6 +169,7 @@ impl Config {
                 secret: globals.secret,
                 timeouts: globals.timeouts,
                 upstream_tls: UpstreamTls::load(env.get("UPSTREAM_CA_FILE"))?,
+                trusted_proxies: TrustedProxies::parse(env.get("TRUSTED_PROXIES"))?,
                 limits: globals.limits,
                 pairing: globals.pairing,
                 adapters: AdapterSettings::from_env(env)?,

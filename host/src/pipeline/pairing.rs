@@ -80,7 +80,7 @@ pub async fn serve(
     }
 
     let cost = u32::try_from(batch.pairs.len()).unwrap_or(u32::MAX);
-    let address = address_key(ctx.remote_addr.ip());
+    let address = address_key(ctx.provenance.client);
     let admitted = state
         .pairing_rates
         .per_address

@@ -12,6 +12,7 @@ use mte_relay_protocol::registry::ErrorReason;
 use super::route::{self, LocalRoute, RouteClass};
 use super::{cors, local};
 use crate::body::{RelayBody, boxed};
+use crate::forwarded::Provenance;
 use crate::pipeline;
 use crate::response::registry_error;
 use crate::state::{AppState, RequestContext};
@@ -70,9 +71,15 @@ pub async fn handle(
             });
     }
 
+    let provenance = Provenance::of(
+        remote_addr.ip(),
+        request.headers(),
+        &state.config.trusted_proxies,
+    );
     let ctx = RequestContext {
         request_id: request_id.clone(),
         remote_addr,
+        provenance,
         host,
         domain: domain.clone(),
         timings: timings.clone(),

@@ -1,8 +1,8 @@
 //! Header hygiene between the client side and the upstream side (RFC 9110 §7.6).
 
-use std::net::IpAddr;
-
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::forwarded::{Provenance, set_forwarding_headers};
 
 /// Hop-by-hop headers: they describe one connection and are never forwarded.
 const HOP_BY_HOP: &[&str] = &[
@@ -21,9 +21,6 @@ const HOP_BY_HOP: &[&str] = &[
 pub const RELAY_HEADER_PREFIX: &str = "x-mte-relay";
 
 pub const X_REQUEST_ID: &str = "x-request-id";
-pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
-pub const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
-pub const X_FORWARDED_HOST: &str = "x-forwarded-host";
 
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(&name.as_str())
@@ -85,19 +82,17 @@ pub fn strip_relay_headers(headers: &mut HeaderMap) {
 
 /// The request side of hygiene, applied to every request the relay sends upstream.
 pub struct ForwardedFor<'a> {
-    pub client_ip: IpAddr,
+    /// Who sent the request (see [`crate::forwarded`]).
+    pub provenance: &'a Provenance,
     /// The host the client asked for.
     pub host: &'a str,
     pub request_id: &'a str,
 }
 
 /// Prepares request headers for the upstream: no hop-by-hop or relay headers, no
-/// client `Host` (the client sets the upstream's), `x-forwarded-*` and `x-request-id`
-/// set, then the domain's configured headers on top.
-///
-/// `x-forwarded-for` is appended to, and `x-forwarded-proto`/`-host` are kept when a
-/// front proxy (TLS terminator, load balancer) already set them: the relay normally
-/// runs behind one, and it alone knows the original scheme.
+/// client `Host` (the client sets the upstream's), the relay's own forwarding headers
+/// (see [`crate::forwarded`]: a client's are dropped, a trusted front proxy's
+/// extended) and `x-request-id`, then the domain's configured headers on top.
 pub fn prepare_request_headers(
     headers: &mut HeaderMap,
     forwarded: &ForwardedFor<'_>,
@@ -107,27 +102,7 @@ pub fn prepare_request_headers(
     strip_hop_by_hop(headers, upgrade);
     strip_relay_headers(headers);
     headers.remove(header::HOST);
-
-    let client_ip = forwarded.client_ip.to_string();
-    let forwarded_for = match headers
-        .get(X_FORWARDED_FOR)
-        .and_then(|value| value.to_str().ok())
-    {
-        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {client_ip}"),
-        _ => client_ip,
-    };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert(X_FORWARDED_FOR, value);
-    }
-    if !headers.contains_key(X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    }
-    if !headers.contains_key(X_FORWARDED_HOST)
-        && let Ok(value) = HeaderValue::from_str(forwarded.host)
-        && !forwarded.host.is_empty()
-    {
-        headers.insert(X_FORWARDED_HOST, value);
-    }
+    set_forwarding_headers(headers, forwarded.provenance, forwarded.host);
     if let Ok(value) = HeaderValue::from_str(forwarded.request_id) {
         headers.insert(X_REQUEST_ID, value);
     }
@@ -145,7 +120,11 @@ pub fn prepare_response_headers(headers: &mut HeaderMap, switching_protocols: bo
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
+    use crate::config::TrustedProxies;
+    use crate::forwarded::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -158,9 +137,17 @@ mod tests {
         headers
     }
 
-    fn forwarded() -> ForwardedFor<'static> {
+    fn provenance() -> Provenance {
+        Provenance::of(
+            IpAddr::from([127, 0, 0, 9]),
+            &HeaderMap::new(),
+            &TrustedProxies::default(),
+        )
+    }
+
+    fn forwarded(provenance: &Provenance) -> ForwardedFor<'_> {
         ForwardedFor {
-            client_ip: IpAddr::from([127, 0, 0, 9]),
+            provenance,
             host: "api.example.com",
             request_id: "req-1",
         }
@@ -179,7 +166,7 @@ mod tests {
             ("host", "api.example.com"),
             ("accept", "text/plain"),
         ]);
-        prepare_request_headers(&mut headers, &forwarded(), &HeaderMap::new());
+        prepare_request_headers(&mut headers, &forwarded(&provenance()), &HeaderMap::new());
         for gone in [
             "connection",
             "keep-alive",
@@ -200,23 +187,28 @@ mod tests {
     }
 
     #[test]
-    fn forwarding_headers_extend_those_of_a_front_proxy() {
+    fn forwarding_headers_of_a_client_are_replaced() {
         let mut headers = map(&[
             ("x-forwarded-for", "203.0.113.7"),
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "public.example.com"),
+            ("forwarded", "for=203.0.113.7"),
         ]);
-        prepare_request_headers(&mut headers, &forwarded(), &HeaderMap::new());
-        assert_eq!(headers[X_FORWARDED_FOR], "203.0.113.7, 127.0.0.9");
-        assert_eq!(headers[X_FORWARDED_PROTO], "https");
-        assert_eq!(headers[X_FORWARDED_HOST], "public.example.com");
+        prepare_request_headers(&mut headers, &forwarded(&provenance()), &HeaderMap::new());
+        assert_eq!(headers[X_FORWARDED_FOR], "127.0.0.9");
+        assert_eq!(headers[X_FORWARDED_PROTO], "http");
+        assert_eq!(headers[X_FORWARDED_HOST], "api.example.com");
+        assert_eq!(
+            headers["forwarded"],
+            "for=127.0.0.9;proto=http;host=\"api.example.com\""
+        );
     }
 
     #[test]
     fn configured_headers_replace_client_ones() {
         let mut headers = map(&[("x-api-key", "from-client")]);
         let configured = map(&[("x-api-key", "from-config")]);
-        prepare_request_headers(&mut headers, &forwarded(), &configured);
+        prepare_request_headers(&mut headers, &forwarded(&provenance()), &configured);
         assert_eq!(headers.get_all("x-api-key").iter().count(), 1);
         assert_eq!(headers["x-api-key"], "from-config");
     }
@@ -228,7 +220,7 @@ mod tests {
             ("upgrade", "websocket"),
             ("sec-websocket-key", "abc"),
         ]);
-        prepare_request_headers(&mut headers, &forwarded(), &HeaderMap::new());
+        prepare_request_headers(&mut headers, &forwarded(&provenance()), &HeaderMap::new());
         assert_eq!(headers[header::UPGRADE], "websocket");
         assert_eq!(headers[header::CONNECTION], "upgrade");
         assert_eq!(headers["sec-websocket-key"], "abc");

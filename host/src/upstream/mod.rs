@@ -107,7 +107,7 @@ impl UpstreamClient {
         headers::prepare_request_headers(
             &mut parts.headers,
             &headers::ForwardedFor {
-                client_ip: ctx.remote_addr.ip(),
+                provenance: &ctx.provenance,
                 host: &ctx.host,
                 request_id: &ctx.request_id,
             },

@@ -571,3 +571,106 @@ async fn a_pairing_flood_is_shed_while_a_normal_client_pairs_and_sends() {
     let mut session = normal.session(2).await;
     assert_serves(&mut session, "/after", "the normal client after the flood").await;
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_pairing_rates_count_the_client_it_names() {
+    let upstream = RecordingUpstream::start().await;
+    let relay = relay_for(
+        &upstream.upstream.url(),
+        &[
+            ("TRUSTED_PROXIES", "127.0.0.1"),
+            ("PAIRING_RATE_PER_ADDRESS", "0.5"),
+            ("PAIRING_BURST_PER_ADDRESS", "32"),
+        ],
+    );
+    let proxy = RawClient::new(&relay);
+    let pair_as = |client: &'static str| {
+        let proxy = proxy.clone();
+        async move {
+            let client_id = proxy.client_id().await;
+            let (_, document) = pairing_document(&client_id, 32);
+            proxy
+                .post_pairing_with(document, &[("x-forwarded-for", client)])
+                .await
+        }
+    };
+    assert_eq!(
+        pair_as("198.51.100.1").await.status,
+        200,
+        "one client's burst"
+    );
+    pair_as("198.51.100.1")
+        .await
+        .assert_registry(568, "overloaded", "the same client again");
+    assert_eq!(
+        pair_as("198.51.100.2").await.status,
+        200,
+        "another client behind the same proxy has its own bucket"
+    );
+
+    // A peer that is not trusted cannot pick its bucket by naming addresses.
+    let spoofer = from_address(&relay, 2);
+    for (n, named) in ["192.0.2.1", "192.0.2.2"].into_iter().enumerate() {
+        let client_id = spoofer.client_id().await;
+        let (_, document) = pairing_document(&client_id, 32);
+        let answer = spoofer
+            .post_pairing_with(document, &[("x-forwarded-for", named)])
+            .await;
+        if n == 0 {
+            assert_eq!(answer.status, 200, "the spoofer's own burst: {answer:?}");
+        } else {
+            answer.assert_registry(568, "overloaded", "the spoofer's second batch");
+        }
+    }
+}
+
+#[tokio::test]
+async fn forwarding_headers_inside_an_mte_head_never_reach_the_upstream() {
+    let upstream = RecordingUpstream::start().await;
+    let spoofed = |spec: Spec| {
+        spec.header("x-forwarded-for", "203.0.113.66")
+            .header("x-forwarded-host", "spoofed.example")
+            .header("x-forwarded-proto", "https")
+            .header("forwarded", "for=203.0.113.66")
+    };
+    let relay = relay_for(&upstream.upstream.url(), &[]);
+    let mut session = RawClient::new(&relay).session(1).await;
+    let addr = relay.addr();
+    session
+        .seal(0, &spoofed(Spec::get("/spoof")))
+        .send(addr)
+        .await
+        .assert_sealed_ok("a request with forged forwarding headers");
+    let seen = upstream.seen().pop().expect("the upstream saw it");
+    assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "http");
+    assert_eq!(
+        seen.headers["x-forwarded-host"],
+        session.client.host.as_str()
+    );
+    assert_eq!(seen.headers.get_all("x-forwarded-for").iter().count(), 1);
+
+    // Behind a trusted proxy, the proxy's outer headers are extended; the ones inside
+    // the head are still dropped.
+    let relay = relay_for(
+        &upstream.upstream.url(),
+        &[("TRUSTED_PROXIES", "127.0.0.1")],
+    );
+    let mut session = RawClient::new(&relay).session(1).await;
+    let mut sealed = session.seal(0, &spoofed(Spec::get("/proxied")));
+    sealed.extra_headers = vec![
+        ("x-forwarded-for".into(), "198.51.100.5".into()),
+        ("x-forwarded-proto".into(), "https".into()),
+    ];
+    sealed
+        .send(relay.addr())
+        .await
+        .assert_sealed_ok("a proxied request");
+    let seen = upstream.seen().pop().expect("the upstream saw it");
+    assert_eq!(seen.headers["x-forwarded-for"], "198.51.100.5, 127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "https");
+    assert_eq!(
+        seen.headers["x-forwarded-host"],
+        session.client.host.as_str()
+    );
+}

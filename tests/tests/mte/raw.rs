@@ -93,13 +93,14 @@ impl RawClient {
 
     /// `POST /api/mte-pair` with an arbitrary body.
     pub async fn post_pairing(&self, body: Vec<u8>) -> Answer {
-        self.plain(
-            "POST",
-            PAIR_ROUTE,
-            &[("content-type", "application/json")],
-            body,
-        )
-        .await
+        self.post_pairing_with(body, &[]).await
+    }
+
+    /// `POST /api/mte-pair` with an arbitrary body and more headers.
+    pub async fn post_pairing_with(&self, body: Vec<u8>, headers: &[(&str, &str)]) -> Answer {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        self.plain("POST", PAIR_ROUTE, &all, body).await
     }
 
     /// Pairs `count` pairs for `client_id` and completes them.

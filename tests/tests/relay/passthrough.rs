@@ -8,7 +8,7 @@ use http::{Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use hyper_util::rt::TokioIo;
-use mte_relay_tests::client::{body_bytes, body_json, get, request, send};
+use mte_relay_tests::client::{body_bytes, body_json, get, request, send, send_from};
 use mte_relay_tests::relay::Relay;
 use mte_relay_tests::upstream::{BoxError, TestBody, Upstream, full};
 use mte_relay_tests::within;
@@ -355,4 +355,63 @@ async fn h2c_clients_are_served() {
             );
         }
     }
+}
+
+/// A pass-through request carrying every forwarding header, as a client could forge
+/// them or a front proxy would set them.
+fn with_forwarding_headers() -> Request<TestBody> {
+    request("GET", "h.example", "/mirror")
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "public.example.com")
+        .header("forwarded", "for=203.0.113.7")
+        .body(full(Bytes::new()))
+        .expect("request")
+}
+
+async fn forwarding_seen(relay: &Relay, from: Option<std::net::IpAddr>) -> serde_json::Value {
+    let response = send_from(from, relay.addr(), with_forwarding_headers()).await;
+    assert_eq!(response.status(), 200);
+    let mirrored = body_json(response).await;
+    let headers = &mirrored["headers"];
+    serde_json::json!({
+        "x-forwarded-for": headers["x-forwarded-for"],
+        "x-forwarded-proto": headers["x-forwarded-proto"],
+        "x-forwarded-host": headers["x-forwarded-host"],
+        "forwarded": headers["forwarded"],
+    })
+}
+
+#[tokio::test]
+async fn forwarding_headers_are_the_relays_unless_a_trusted_proxy_sent_them() {
+    let upstream = mirror_upstream().await;
+    let map = pass_all_map("h.example", &upstream.url());
+    let own = serde_json::json!({
+        "x-forwarded-for": "127.0.0.1",
+        "x-forwarded-proto": "http",
+        "x-forwarded-host": "h.example",
+        "forwarded": "for=127.0.0.1;proto=http;host=\"h.example\"",
+    });
+
+    // No trusted proxy: a client's forwarding headers never reach the upstream.
+    let relay = Relay::start(&[("DOMAIN_MAP", &map)]);
+    assert_eq!(forwarding_seen(&relay, None).await, own);
+
+    // A trusted front proxy's values are kept and extended by one hop.
+    let relay = Relay::start(&[("DOMAIN_MAP", &map), ("TRUSTED_PROXIES", "127.0.0.1/32")]);
+    assert_eq!(
+        forwarding_seen(&relay, None).await,
+        serde_json::json!({
+            "x-forwarded-for": "203.0.113.7, 127.0.0.1",
+            "x-forwarded-proto": "https",
+            "x-forwarded-host": "public.example.com",
+            "forwarded": "for=203.0.113.7, for=127.0.0.1;proto=http;host=\"h.example\"",
+        })
+    );
+    // The same headers from a peer that is not in the list are dropped.
+    let untrusted = std::net::IpAddr::from([127, 0, 0, 2]);
+    let seen = forwarding_seen(&relay, Some(untrusted)).await;
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.2");
+    assert_eq!(seen["x-forwarded-proto"], "http");
+    assert_eq!(seen["x-forwarded-host"], "h.example");
 }
