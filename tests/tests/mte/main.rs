@@ -8,6 +8,7 @@ mod raw;
 mod recovery;
 mod refusals;
 mod round_trips;
+mod soak;
 mod streaming;
 mod support;
 mod timeouts;
