@@ -36,3 +36,13 @@ pub async fn within_for<F: std::future::Future>(
         Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
     }
 }
+
+/// A duration in whole seconds from the environment variable `name`, or `default`:
+/// how long scripts run a bounded load test that CI runs briefly.
+pub fn seconds_from_env(name: &str, default: u64) -> Duration {
+    let seconds = std::env::var(name)
+        .ok()
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(default);
+    Duration::from_secs(seconds)
+}

@@ -11,10 +11,10 @@ use mte_relay_protocol::rng::os_rng;
 use mte_relay_tests::client::connect_from;
 use mte_relay_tests::memory::rss_bytes;
 use mte_relay_tests::relay::Relay;
-use mte_relay_tests::within;
+use mte_relay_tests::{seconds_from_env, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::raw::{RawClient, Session, Spec};
+use crate::raw::{RawClient, Session, Spec, pairing_document};
 use crate::support::{RecordingUpstream, relay_for};
 
 /// Bytes of relay memory one pair may cost, as docs/operations.md ("Memory") states.
@@ -29,22 +29,6 @@ fn from_address(relay: &Relay, last: u8) -> RawClient {
     let mut client = RawClient::new(relay);
     client.from = Some(loopback(last));
     client
-}
-
-/// A pairing document of `offers` fresh offers for `client_id`, with its pending pairs.
-fn pairing_document(client_id: &str, offers: usize) -> (Vec<PendingPair>, Vec<u8>) {
-    let mut rng = os_rng();
-    let pending: Vec<PendingPair> = (0..offers)
-        .map(|_| PendingPair::generate(&mut rng))
-        .collect();
-    let document = PairingRequest {
-        client_id: client_id.to_owned(),
-        pairs: pending.iter().map(PendingPair::offer).collect(),
-    };
-    (
-        pending,
-        serde_json::to_vec(&document).expect("pairing JSON"),
-    )
 }
 
 /// Sends `GET path` on pair 0 of `session` and asserts the upstream answered.
@@ -482,22 +466,13 @@ async fn pair_state_costs_what_the_docs_say() {
     );
 }
 
-/// How long the pairing flood runs: `FLOOD_SECS`, 10 by default (the soak script runs
-/// it longer).
-fn flood_duration() -> Duration {
-    let seconds = std::env::var("FLOOD_SECS")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(10);
-    Duration::from_secs(seconds)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pairing_flood_is_shed_while_a_normal_client_pairs_and_sends() {
     let upstream = RecordingUpstream::start().await;
     let relay = relay_for(&upstream.upstream.url(), &[]);
     let baseline = rss_bytes(relay.pid()).expect("relay RSS");
-    let flood_for = flood_duration();
+    // FLOOD_SECS: scripts/soak.sh runs the flood longer.
+    let flood_for = seconds_from_env("FLOOD_SECS", 10);
     let until = Instant::now() + flood_for;
 
     // The flood: full batches from one address, each under a fresh client id, as fast

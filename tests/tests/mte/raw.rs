@@ -105,15 +105,7 @@ impl RawClient {
 
     /// Pairs `count` pairs for `client_id` and completes them.
     pub async fn pair(&self, client_id: &str, count: usize) -> Vec<RawPair> {
-        let mut rng = os_rng();
-        let pending: Vec<PendingPair> = (0..count)
-            .map(|_| PendingPair::generate(&mut rng))
-            .collect();
-        let document = PairingRequest {
-            client_id: client_id.to_owned(),
-            pairs: pending.iter().map(PendingPair::offer).collect(),
-        };
-        let body = serde_json::to_vec(&document).expect("pairing JSON");
+        let (pending, body) = pairing_document(client_id, count);
         let answer = self.post_pairing(body).await;
         assert_eq!(answer.status, 200, "pairing: {answer:?}");
         self.complete(client_id, pending, &answer.body)
@@ -172,6 +164,21 @@ impl RawClient {
             pairs: paired,
         }
     }
+}
+
+/// A pairing document of `offers` fresh offers for `client_id`, with the pending
+/// pairs that complete them.
+pub fn pairing_document(client_id: &str, offers: usize) -> (Vec<PendingPair>, Vec<u8>) {
+    let mut rng = os_rng();
+    let pending: Vec<PendingPair> = (0..offers)
+        .map(|_| PendingPair::generate(&mut rng))
+        .collect();
+    let document = PairingRequest {
+        client_id: client_id.to_owned(),
+        pairs: pending.iter().map(PendingPair::offer).collect(),
+    };
+    let body = serde_json::to_vec(&document).expect("pairing JSON");
+    (pending, body)
 }
 
 /// The protocol domain of a `Host` value.

@@ -756,15 +756,9 @@ async fn head_block_over_the_protocol_cap_is_head_too_large() {
     assert_served(&mut session, &upstream, &fits, 2, "after the refusal").await;
 }
 
+/// A pairing document of `offers` fresh offers for `client_id`.
 fn pairing_document(client_id: &str, offers: usize) -> Vec<u8> {
-    let mut rng = os_rng();
-    let document = PairingRequest {
-        client_id: client_id.to_owned(),
-        pairs: (0..offers)
-            .map(|_| PendingPair::generate(&mut rng).offer())
-            .collect(),
-    };
-    serde_json::to_vec(&document).expect("json")
+    crate::raw::pairing_document(client_id, offers).1
 }
 
 #[tokio::test]

@@ -18,18 +18,10 @@ use mte_relay_protocol::header::Mode;
 use mte_relay_tests::client::{body_bytes, request, send};
 use mte_relay_tests::memory::rss_bytes;
 use mte_relay_tests::upstream::{Upstream, full};
-use mte_relay_tests::within;
+use mte_relay_tests::{seconds_from_env, within};
 
 use crate::raw::RawClient;
 use crate::support::relay_for;
-
-fn soak_duration() -> Duration {
-    let seconds = std::env::var("SOAK_SECS")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(60);
-    Duration::from_secs(seconds)
-}
 
 /// Requests of each kind that completed as expected.
 #[derive(Default)]
@@ -78,7 +70,7 @@ async fn a_mixed_load_leaves_relay_memory_flat() {
         &upstream.url(),
         &[("PAIR_TTL_SECS", "10"), ("PASS_THROUGH_ROUTES", "/health")],
     );
-    let duration = soak_duration();
+    let duration = seconds_from_env("SOAK_SECS", 60);
     let started = Instant::now();
     let until = started + duration;
     let tally = Arc::new(Tally::default());
