@@ -89,3 +89,41 @@ pub async fn body_json(response: Response<Incoming>) -> serde_json::Value {
     serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
 }
+
+/// One HTTP/1.1 connection kept alive for many requests. A load test that opened a
+/// connection per request from one address would run out of that address's ephemeral
+/// ports (each closed connection waits in TIME_WAIT) long before it troubled the relay.
+pub struct KeptAlive {
+    sender: hyper::client::conn::http1::SendRequest<TestBody>,
+}
+
+impl KeptAlive {
+    /// Connects to `addr`, from the local address `from` when given.
+    pub async fn open(from: Option<IpAddr>, addr: SocketAddr) -> KeptAlive {
+        within("a kept-alive connection", async {
+            let stream = connect_from(from, addr).await.expect("connect to relay");
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .expect("HTTP/1.1 handshake");
+            tokio::spawn(connection);
+            KeptAlive { sender }
+        })
+        .await
+    }
+
+    /// Sends `request` and reads the whole answer: status, headers and body.
+    pub async fn send(&mut self, request: Request<TestBody>) -> (Response<()>, Bytes) {
+        within("an answer on the kept-alive connection", async {
+            self.sender.ready().await.expect("connection ready");
+            let response = self
+                .sender
+                .send_request(request)
+                .await
+                .expect("send request");
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.expect("body").to_bytes();
+            (Response::from_parts(parts, ()), body)
+        })
+        .await
+    }
+}

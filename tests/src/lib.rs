@@ -7,6 +7,7 @@ pub mod bodies;
 pub mod client;
 pub mod guests;
 pub mod memory;
+pub mod mitm;
 pub mod relay;
 pub mod tls;
 pub mod upstream;

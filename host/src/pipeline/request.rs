@@ -8,20 +8,23 @@
 //!
 //! Nothing reaches the upstream before the head has authenticated, and the sequence
 //! number is recorded only then, so forged requests cannot burn a client's numbers.
+//! A refusal before the head opened is a plain registry error; one after it is sealed
+//! under the response key ([`seal_refusal`]), so the client knows it is the relay's.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode};
 use mte_relay_adapter_runtime::HookError;
 use mte_relay_protocol::head::{HeaderField, RequestHead, ResponseHead};
 use mte_relay_protocol::header::{HEAD_HEADER, Mode, RELAY_HEADER, RelayHeader};
+use mte_relay_protocol::keys::MteRatchet;
 use mte_relay_protocol::message::RequestContext as MessageContext;
 use mte_relay_protocol::padding::MTE_MAX_MESSAGE;
-use mte_relay_protocol::registry::ErrorReason;
+use mte_relay_protocol::registry::{ERROR_HEADER, ErrorReason};
 use mte_relay_protocol::rng::os_rng;
 
 use super::streams::{DecodeFailure, DecryptingBody, EncryptingBody};
@@ -148,10 +151,57 @@ async fn decode_and_forward(
         .map_err(|error| refuse(error.reason(), error.to_string()))?;
     ctx.timings.add_decode(started.elapsed());
 
+    // From here on the relay holds the response key: its refusals are sealed, so the
+    // client can tell them from errors forged on the path.
+    let opened = Opened {
+        header,
+        message,
+        method: parts.method,
+        head,
+        key,
+        generation: record.generation,
+        advanced_ratchet,
+    };
+    match forward(state, ctx, &opened, body).await {
+        Ok(response) => Ok(response),
+        Err(refusal) => seal_refusal(&opened, refusal, ctx).await,
+    }
+}
+
+/// A request whose head opened, with what it takes to answer it sealed.
+struct Opened {
+    header: RelayHeader,
+    message: MessageContext,
+    method: Method,
+    head: RequestHead,
+    key: PairKey,
+    /// The generation of the pair record the head was opened with.
+    generation: u64,
+    /// The MTE ratchet after this message, when it moved to a new epoch.
+    advanced_ratchet: Option<MteRatchet>,
+}
+
+/// Commits the sequence number, applies the route rules and the adapters, and
+/// forwards to the upstream; the response comes back sealed.
+async fn forward(
+    state: &Arc<AppState>,
+    ctx: &RequestContext,
+    opened: &Opened,
+    body: RelayBody,
+) -> Result<Response<RelayBody>, Refusal> {
+    let Opened {
+        header,
+        message,
+        method,
+        head,
+        key,
+        generation,
+        advanced_ratchet,
+    } = opened;
     state
         .mte
         .store
-        .commit(&key, record.generation, header.seq, advanced_ratchet)
+        .commit(key, *generation, header.seq, advanced_ratchet.clone())
         .await
         .map_err(|error| refuse(error.reason(), error.to_string()))?;
 
@@ -159,7 +209,7 @@ async fn decode_and_forward(
     if path_only == ECHO_ROUTE {
         let query = head.path.split_once('?').map(|(_, query)| query);
         let echoed = local::echo(query);
-        return seal_response(&message, &parts.method, header.mode, echoed, ctx).await;
+        return seal_response(message, method, header.mode, echoed, ctx).await;
     }
     if !ctx.domain.mte_routes.is_empty() && !ctx.domain.mte_routes.matches(path_only) {
         return Err(refuse(
@@ -181,7 +231,7 @@ async fn decode_and_forward(
     } else {
         empty()
     };
-    let mut upstream_request = upstream_request(&parts.method, &head, upstream_body)?;
+    let mut upstream_request = upstream_request(method, head, upstream_body)?;
 
     let filters = adapters::filters_of(state.adapters.as_deref(), &ctx.domain.name);
     let mut filtered = None;
@@ -198,7 +248,7 @@ async fn decode_and_forward(
             Ok(Decision::Forward(info)) => filtered = Some(info),
             Ok(Decision::Respond(reply)) => {
                 // An adapter's local response goes back encrypted like any other.
-                return seal_response(&message, &parts.method, header.mode, reply, ctx).await;
+                return seal_response(message, method, header.mode, reply, ctx).await;
             }
             Err(error) => return Err(adapter_refusal(&error, ctx)),
         }
@@ -219,7 +269,35 @@ async fn decode_and_forward(
             .await
             .map_err(|error| adapter_refusal(&error, ctx))?;
     }
-    seal_response(&message, &parts.method, header.mode, response, ctx).await
+    seal_response(message, method, header.mode, response, ctx).await
+}
+
+/// A refusal of an opened request, sealed like a response: the registry status, and
+/// the token, `Retry-After` and JSON explanation inside the sealed head and body. The
+/// token and `Retry-After` are repeated in the clear, as advice for intermediaries and
+/// logs; a client believes only the sealed copy.
+async fn seal_refusal(
+    opened: &Opened,
+    refusal: Refusal,
+    ctx: &RequestContext,
+) -> Result<Response<RelayBody>, Refusal> {
+    let plain = registry_error(refusal.reason, refusal.message);
+    let advice: Vec<_> = [ERROR_HEADER, RETRY_AFTER.as_str()]
+        .into_iter()
+        .filter_map(|name| Some((name, plain.headers().get(name)?.clone())))
+        .collect();
+    let mut sealed = seal_response(
+        &opened.message,
+        &opened.method,
+        opened.header.mode,
+        plain,
+        ctx,
+    )
+    .await?;
+    for (name, value) in advice {
+        sealed.headers_mut().insert(name, value);
+    }
+    Ok(sealed)
 }
 
 /// A filter failed under the closed policy: the request is refused.

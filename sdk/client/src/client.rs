@@ -5,7 +5,7 @@ use std::sync::Arc;
 use http::{Method, Request, Response};
 use mte_relay_protocol::capabilities::Capabilities;
 use mte_relay_protocol::head::RequestHead;
-use mte_relay_protocol::header::{Flags, Mode, RelayHeader};
+use mte_relay_protocol::header::{Flags, HEAD_HEADER, Mode, RelayHeader};
 use mte_relay_protocol::ids::PairId;
 use mte_relay_protocol::message::{RequestContext, SealError};
 use mte_relay_protocol::{ClientReaction, ErrorReason};
@@ -255,10 +255,23 @@ impl RelayClient {
         .map_err(with_pair)?;
 
         let response = shared.transport.send(request).await.map_err(with_pair)?;
-        if let Some(reason) = registry_reason(response.headers()) {
-            return Err(with_pair(read_registry_error(reason, response).await));
+        // A sealed head, when there is one, is the answer: an error token in the clear
+        // beside it is advice for intermediaries, which anyone on the path could have
+        // added to a genuine response. A sealed registry error is authenticated.
+        if response.headers().contains_key(HEAD_HEADER) {
+            let opened =
+                decrypt_response(&context, &prepared.method, response).map_err(with_pair)?;
+            return match registry_reason(opened.headers()) {
+                Some(reason) => Err(with_pair(read_registry_error(reason, opened, true).await)),
+                None => Ok(opened),
+            };
         }
-        decrypt_response(&context, &prepared.method, response).map_err(with_pair)
+        match registry_reason(response.headers()) {
+            Some(reason) => Err(with_pair(
+                read_registry_error(reason, response, false).await,
+            )),
+            None => decrypt_response(&context, &prepared.method, response).map_err(with_pair),
+        }
     }
 }
 

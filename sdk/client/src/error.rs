@@ -33,8 +33,12 @@ pub enum ClientError {
     Registry {
         /// The registry reason.
         reason: ErrorReason,
-        /// The relay's explanation (unauthenticated text, shortened).
+        /// The relay's explanation (shortened; unauthenticated unless `authenticated`).
         message: String,
+        /// True when the error came sealed under the request's response key, so it is
+        /// the relay's and no one on the path forged it. An unauthenticated error may
+        /// have been forged by anyone on the path.
+        authenticated: bool,
         /// The HTTP status of the error response.
         status: u16,
         /// The delay the relay asked for in `Retry-After`, when it sent one.
@@ -134,6 +138,7 @@ mod tests {
     fn classes_report_reason_and_retry_safety() {
         let registry = |reason| ClientError::Registry {
             reason,
+            authenticated: false,
             message: String::new(),
             status: reason.status(),
             retry_after: None,

@@ -77,10 +77,12 @@ pub(crate) fn may_retry(error: &ClientError, method: &Method, body_replayable: b
 }
 
 /// The error for a registry response: reason, status, `Retry-After`, and the relay's
-/// explanation from the JSON body (shortened; it is unauthenticated text).
+/// explanation from the JSON body (shortened). `authenticated` when `response` is the
+/// opened form of a sealed response.
 pub(crate) async fn read_registry_error<B>(
     reason: ErrorReason,
     response: Response<B>,
+    authenticated: bool,
 ) -> ClientError
 where
     B: HttpBody<Data = Bytes>,
@@ -99,6 +101,7 @@ where
     ClientError::Registry {
         reason,
         message,
+        authenticated,
         status,
         retry_after,
     }
@@ -118,6 +121,7 @@ mod tests {
     fn registry(reason: ErrorReason) -> ClientError {
         ClientError::Registry {
             reason,
+            authenticated: false,
             message: String::new(),
             status: reason.status(),
             retry_after: None,
@@ -165,7 +169,6 @@ mod tests {
         for reason in [
             ErrorReason::PairUnknown,
             ErrorReason::PairExpired,
-            ErrorReason::Replay,
             ErrorReason::ClientIdInvalid,
             ErrorReason::ClientIdExpired,
             ErrorReason::Overloaded,
@@ -179,12 +182,24 @@ mod tests {
 
     #[test]
     fn touched_errors_retry_only_idempotent_replayable_requests() {
-        let decode = registry(ErrorReason::DecodeFailed);
-        assert!(may_retry(&decode, &Method::PUT, true));
-        assert!(may_retry(&decode, &Method::GET, true));
-        assert!(!may_retry(&decode, &Method::PUT, false), "streaming body");
-        assert!(!may_retry(&decode, &Method::POST, true), "not idempotent");
-        assert!(!may_retry(&decode, &Method::PATCH, true), "not idempotent");
+        // `replay` too: a duplicate means an earlier copy was accepted.
+        for reason in [ErrorReason::DecodeFailed, ErrorReason::Replay] {
+            let error = registry(reason);
+            assert!(may_retry(&error, &Method::PUT, true), "{reason}");
+            assert!(may_retry(&error, &Method::GET, true), "{reason}");
+            assert!(
+                !may_retry(&error, &Method::PUT, false),
+                "{reason}: streaming body"
+            );
+            assert!(
+                !may_retry(&error, &Method::POST, true),
+                "{reason}: not idempotent"
+            );
+            assert!(
+                !may_retry(&error, &Method::PATCH, true),
+                "{reason}: not idempotent"
+            );
+        }
     }
 
     #[test]
@@ -230,18 +245,20 @@ mod tests {
             .header("retry-after", "2")
             .body(http_body_util::Full::new(Bytes::from(body)))
             .expect("response");
-        let error = read_registry_error(ErrorReason::Overloaded, response).await;
+        let error = read_registry_error(ErrorReason::Overloaded, response, false).await;
         let ClientError::Registry {
             reason,
             message,
             status,
             retry_after,
+            authenticated,
         } = error
         else {
             panic!("registry error expected");
         };
         assert_eq!(reason, ErrorReason::Overloaded);
         assert_eq!(message, "busy");
+        assert!(!authenticated, "a plain response is not authenticated");
         assert_eq!(status, 568);
         assert_eq!(retry_after, Some(Duration::from_secs(2)));
     }

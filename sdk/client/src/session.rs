@@ -332,7 +332,8 @@ impl Session {
     ) -> Result<Bytes, ClientError> {
         let response = self.transport.send(request).await?;
         if let Some(reason) = registry_reason(response.headers()) {
-            return Err(read_registry_error(reason, response).await);
+            // Pairing answers are never sealed: there is no pair key yet.
+            return Err(read_registry_error(reason, response, false).await);
         }
         if response.status() != StatusCode::OK {
             return Err(ClientError::protocol(format!(

@@ -402,12 +402,33 @@ async fn touched_failures_are_retried_only_for_idempotent_replayable_requests() 
 async fn untouched_failures_are_retried_even_for_post() {
     let fixture = support::start(Options::default()).await;
     let client = client(&fixture);
-    fixture.state.push_fault(registry(ErrorReason::Replay));
+    fixture.state.push_fault(registry(ErrorReason::PairUnknown));
     let response = within_watchdog(client.send(post("/pay", "10")))
         .await
         .expect("retried");
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(fixture.state.accepted().len(), 1);
+}
+
+#[tokio::test]
+async fn a_replay_is_not_retried_for_post() {
+    // A client never reuses a sequence number, so `replay` means an earlier copy was
+    // accepted: resending a POST could run it twice.
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    fixture.state.push_fault(registry(ErrorReason::Replay));
+    let error = within_watchdog(client.send(post("/pay", "10")))
+        .await
+        .expect_err("surfaced");
+    assert_eq!(error.reason(), Some(ErrorReason::Replay));
+    assert!(!error.is_retry_safe());
+    assert_eq!(State::count(&fixture.state.mte_requests), 1, "sent once");
+    // An idempotent request on the same fault is resent on a fresh pair.
+    fixture.state.push_fault(registry(ErrorReason::Replay));
+    let response = within_watchdog(client.send(Request::get("/x").body(()).expect("request")))
+        .await
+        .expect("retried");
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 #[tokio::test]

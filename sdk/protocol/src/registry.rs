@@ -1,10 +1,13 @@
 //! The error registry: every way a relay can refuse a request, with its status code,
 //! the token carried in `x-mte-relay-error`, and what a client must do about it.
 //!
-//! Registry errors travel in the clear (they are produced before, or instead of, an
-//! encrypted response), so a client treats them as advice: the worst an on-path
-//! attacker can achieve by forging one is to make the client re-pair or back off,
-//! which it could achieve by dropping packets anyway.
+//! A registry error raised before the request's head opened travels in the clear, so
+//! a client treats it as advice: an on-path attacker can forge one. One raised after
+//! the head opened (a refusal by the route rules or an adapter, an upstream failure, a
+//! limit) is sealed under the response key like any response, with the token inside
+//! the sealed head, so the client knows it is genuine; the token is repeated in the
+//! clear for intermediaries and logs, and a client never believes that copy when the
+//! sealed head opens.
 
 use core::fmt;
 
@@ -85,8 +88,10 @@ registry! {
     /// The header block or a body chunk failed to authenticate or decode. A body chunk
     /// can fail after the upstream request started, so this is not retry-safe.
     DecodeFailed = (564, "decode-failed", ReplacePair, false),
-    /// The sequence number was already used, or is older than the replay window.
-    Replay = (565, "replay", ReplacePair, true),
+    /// The sequence number was already used, or is older than the replay window. Not
+    /// untouched: a client never reuses a sequence number, so a duplicate means an
+    /// earlier copy of the request was accepted and may have been forwarded.
+    Replay = (565, "replay", ReplacePair, false),
     /// The encrypted header block exceeds the announced limit.
     HeadTooLarge = (566, "head-too-large", Surface, true),
     /// The body exceeds the configured or mode limit.

@@ -6,11 +6,15 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use mte_relay_protocol::capabilities::CAPABILITIES_ROUTE;
+use mte_relay_protocol::header::CLIENT_ID_HEADER;
+use mte_relay_protocol::pairing::PAIR_ROUTE;
 use mte_relay_protocol::pairing::{PairingRequest, PendingPair};
 use mte_relay_protocol::rng::os_rng;
-use mte_relay_tests::client::connect_from;
+use mte_relay_tests::client::{KeptAlive, connect_from, request};
 use mte_relay_tests::memory::rss_bytes;
 use mte_relay_tests::relay::Relay;
+use mte_relay_tests::upstream::full;
 use mte_relay_tests::{seconds_from_env, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -338,7 +342,7 @@ async fn one_client_cannot_hold_every_pool_permit_with_slow_bodies() {
         let response = within("a slow request's answer", answer)
             .await
             .expect("task");
-        sealed.open(response).await.assert_registry(
+        sealed.open(response).await.assert_sealed_registry(
             408,
             "request-body-timeout",
             "a stalled MTE body",
@@ -476,8 +480,8 @@ async fn a_pairing_flood_is_shed_while_a_normal_client_pairs_and_sends() {
     let until = Instant::now() + flood_for;
 
     // The flood: full batches from one address, each under a fresh client id, as fast
-    // as the relay answers. The offers are reused (the relay cannot tell), so the
-    // flood costs this process little.
+    // as the relay answers, on kept-alive connections. The offers are reused (the
+    // relay cannot tell), so the flood costs this process little.
     let flooder = from_address(&relay, 2);
     let (_, template) = pairing_document("placeholder", 32);
     let template: serde_json::Value = serde_json::from_slice(&template).expect("json");
@@ -486,18 +490,32 @@ async fn a_pairing_flood_is_shed_while_a_normal_client_pairs_and_sends() {
             let flooder = flooder.clone();
             let mut document = template.clone();
             tokio::spawn(async move {
+                let mut connection = KeptAlive::open(flooder.from, flooder.addr).await;
                 let (mut accepted, mut shed) = (0u64, 0u64);
                 while Instant::now() < until {
-                    document["client_id"] = flooder.client_id().await.into();
-                    let body = serde_json::to_vec(&document).expect("json");
-                    let answer = flooder.post_pairing(body).await;
-                    match answer.status {
+                    let capabilities = request("GET", &flooder.host, CAPABILITIES_ROUTE)
+                        .body(full(Bytes::new()))
+                        .expect("request");
+                    let (answer, _) = connection.send(capabilities).await;
+                    let client_id = answer.headers()[CLIENT_ID_HEADER]
+                        .to_str()
+                        .expect("client id")
+                        .to_owned();
+                    document["client_id"] = client_id.into();
+                    let pairing = request("POST", &flooder.host, PAIR_ROUTE)
+                        .header("content-type", "application/json")
+                        .body(full(serde_json::to_vec(&document).expect("json")))
+                        .expect("request");
+                    let (answer, body) = connection.send(pairing).await;
+                    match answer.status().as_u16() {
                         200 => accepted += 1,
                         568 => {
-                            assert!(answer.header("retry-after").is_some(), "{answer:?}");
+                            assert!(answer.headers().contains_key("retry-after"), "{answer:?}");
                             shed += 1;
                         }
-                        other => panic!("the flood got {other}: {answer:?}"),
+                        other => {
+                            panic!("the flood got {other}: {}", String::from_utf8_lossy(&body))
+                        }
                     }
                 }
                 (accepted, shed)

@@ -4,6 +4,7 @@
 mod bounds;
 mod cli;
 mod concurrency;
+mod forged;
 mod raw;
 mod recovery;
 mod refusals;

@@ -561,6 +561,27 @@ impl Answer {
         assert_eq!(json["error"], token, "{what}: JSON body {json}");
     }
 
+    /// Asserts a sealed registry error, raised after the request's head opened: the
+    /// status, the token inside the sealed head (and repeated in the clear), and the
+    /// JSON explanation in the sealed body.
+    #[track_caller]
+    pub fn assert_sealed_registry(&self, status: u16, token: &str, what: &str) {
+        assert_eq!(
+            (self.status, self.sealed_header(ERROR_HEADER).as_deref()),
+            (status, Some(token)),
+            "{what}: {self:?} {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(
+            self.header(ERROR_HEADER).as_deref(),
+            Some(token),
+            "{what}: the token is repeated in the clear"
+        );
+        assert_eq!(self.body_result, Ok(()), "{what}: the body opens");
+        let json = self.json();
+        assert_eq!(json["error"], token, "{what}: JSON body {json}");
+    }
+
     /// Asserts a sealed success that opened completely.
     #[track_caller]
     pub fn assert_sealed_ok(&self, what: &str) {

@@ -319,7 +319,7 @@ async fn tampered_body_records_are_decode_failed() {
     let mut seen = 1;
     for (what, tamper) in cases {
         let answer = tamper(session.seal(0, &spec)).send(addr).await;
-        answer.assert_registry(564, "decode-failed", what);
+        answer.assert_sealed_registry(564, "decode-failed", what);
         assert_eq!(
             upstream.seen().len(),
             seen,
@@ -338,7 +338,7 @@ async fn tampered_body_records_are_decode_failed() {
         .flip_record_byte(0, 100)
         .send(addr)
         .await;
-    answer.assert_registry(564, "decode-failed", "a bit of the MTE body");
+    answer.assert_sealed_registry(564, "decode-failed", "a bit of the MTE body");
     assert_eq!(
         upstream.seen().len(),
         seen,
@@ -408,7 +408,7 @@ async fn a_bad_record_mid_stream_aborts_the_upstream_request() {
             "{what}: the upstream's body read fails"
         );
         let answer = sealed.open(response.await.expect("response task")).await;
-        answer.assert_registry(564, "decode-failed", what);
+        answer.assert_sealed_registry(564, "decode-failed", what);
         let later = upstream.drain().await;
         assert!(
             !later
@@ -915,7 +915,7 @@ async fn upstream_down_is_upstream_unreachable() {
         down.seal(0, &spec.clone().mode(mode))
             .send(addr)
             .await
-            .assert_registry(
+            .assert_sealed_registry(
                 502,
                 "upstream-unreachable",
                 &format!("{mode} to a closed port"),
@@ -951,7 +951,7 @@ async fn upstream_timeout_is_upstream_timeout() {
             .seal(0, &Spec::post("/slow", vec![1u8; 100]).mode(mode))
             .send(addr)
             .await
-            .assert_registry(
+            .assert_sealed_registry(
                 504,
                 "upstream-timeout",
                 &format!("{mode} to a slow upstream"),
@@ -994,7 +994,7 @@ async fn upstream_reset_mid_body_is_never_a_complete_response() {
         .seal(0, &Spec::get("/download").mode(Mode::Mte))
         .send(addr)
         .await
-        .assert_registry(502, "upstream-failed", "MTE response body broken");
+        .assert_sealed_registry(502, "upstream-failed", "MTE response body broken");
 
     // The real client reports an error too.
     let client = RelayClient::builder(format!("http://{addr}"))
@@ -1115,7 +1115,7 @@ async fn mte_routes_limit_what_is_proxied() {
             .seal(0, &Spec::get(path))
             .send(addr)
             .await
-            .assert_registry(404, "route-not-found", &format!("MTE request to {path}"));
+            .assert_sealed_registry(404, "route-not-found", &format!("MTE request to {path}"));
     }
     raw.plain("GET", "/admin", &[], Vec::new())
         .await
