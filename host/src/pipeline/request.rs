@@ -247,7 +247,8 @@ async fn forward(
         match adapters::filter_request(chain, facts, &mut upstream_request).await {
             Ok(Decision::Forward(info)) => filtered = Some(info),
             Ok(Decision::Respond(reply)) => {
-                // An adapter's local response goes back encrypted like any other.
+                // An adapter's local response goes back encrypted like any other (the
+                // runtime has refused any relay header in it).
                 return seal_response(message, method, header.mode, reply, ctx).await;
             }
             Err(error) => return Err(adapter_refusal(&error, ctx)),

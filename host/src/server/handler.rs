@@ -7,7 +7,7 @@ use std::sync::Arc;
 use http::header::{HOST, HeaderValue, ORIGIN};
 use http::{Request, Response};
 use hyper::body::Incoming;
-use mte_relay_protocol::registry::ErrorReason;
+use mte_relay_protocol::registry::{ErrorReason, reason_phrase};
 
 use super::route::{self, LocalRoute, RouteClass};
 use super::{cors, local};
@@ -135,6 +135,11 @@ fn finish(
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     record.status = response.status();
+    if let Some(phrase) = reason_phrase(response.status().as_u16()) {
+        response
+            .extensions_mut()
+            .insert(hyper::ext::ReasonPhrase::from_static(phrase.as_bytes()));
+    }
     response.map(|body| AccessLogBody::new(body, record, permit))
 }
 

@@ -126,6 +126,25 @@ registry! {
     Internal = (500, "internal", Surface, false),
 }
 
+/// The HTTP/1 reason phrase for a status of the registry's own 559–569 family, which
+/// HTTP does not name (without one the status line reads `559 <none>`).
+pub const fn reason_phrase(status: u16) -> Option<&'static str> {
+    Some(match status {
+        559 => "Relay Header Error",
+        560 => "Client Id Invalid",
+        561 => "Client Id Expired",
+        562 => "Pair Unknown",
+        563 => "Pair Expired",
+        564 => "Decode Failed",
+        565 => "Replay",
+        566 => "Too Large",
+        567 => "Pairing Refused",
+        568 => "Overloaded",
+        569 => "Adapter Failed",
+        _ => return None,
+    })
+}
+
 impl fmt::Display for ErrorReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.token())
@@ -192,6 +211,21 @@ mod tests {
                 "{reason} has status {status}"
             );
         }
+    }
+
+    #[test]
+    fn every_status_of_the_family_has_a_reason_phrase() {
+        for &reason in ErrorReason::ALL {
+            let status = reason.status();
+            if (559..=569).contains(&status) {
+                let phrase = reason_phrase(status).expect("a phrase");
+                assert!(
+                    phrase.bytes().all(|b| b == b' ' || b.is_ascii_alphabetic()),
+                    "{phrase}"
+                );
+            }
+        }
+        assert_eq!(reason_phrase(404), None, "HTTP names its own statuses");
     }
 
     #[test]

@@ -126,6 +126,10 @@ async fn invalid_header_edits_and_local_responses() {
         expect_adapter_failed(&closed, path, &[]).await;
         assert!(upstream.seen_for(path).is_empty(), "{path}");
     }
+    // A local response may not carry relay headers: inside the sealed head
+    // `x-mte-relay-error` would read as the relay's own authenticated refusal.
+    expect_adapter_failed(&closed, "/forged-relay-error", &[]).await;
+    assert!(upstream.seen_for("/forged-relay-error").is_empty());
     // Valid edits from the same guest apply both ways.
     let answer = get(&closed, "/good", &[]).await;
     assert_eq!(answer.status, StatusCode::OK);

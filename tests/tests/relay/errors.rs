@@ -101,3 +101,34 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
         "{answer}"
     );
 }
+
+/// The 559–569 statuses go out with a reason phrase over HTTP/1 (docs/protocol.md §11).
+#[tokio::test]
+async fn registry_statuses_carry_a_reason_phrase() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let upstream = crate::support::named_upstream("upstream").await;
+    let relay = Relay::start(&[("DOMAIN_MAP", &pass_all_map("x.example", &upstream.url()))]);
+    let cases = [
+        (
+            "GET / HTTP/1.1\r\nhost: x.example\r\nx-mte-relay: garbage\r\nconnection: close\r\n\r\n",
+            "HTTP/1.1 559 Relay Header Error\r\n",
+        ),
+        (
+            "POST /api/mte-pair HTTP/1.1\r\nhost: x.example\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+            "HTTP/1.1 567 Pairing Refused\r\n",
+        ),
+    ];
+    for (request, status_line) in cases {
+        let mut stream = tokio::net::TcpStream::connect(relay.addr())
+            .await
+            .expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = Vec::new();
+        mte_relay_tests::within("the answer", stream.read_to_end(&mut answer))
+            .await
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with(status_line), "{answer}");
+    }
+}

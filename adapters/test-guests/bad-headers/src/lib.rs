@@ -1,5 +1,7 @@
 //! Returns the invalid output named by the path; any other path gets a valid edit.
-//! `on-response` returns an invalid edit only for `/bad-response`.
+//! `on-response` returns an invalid edit only for `/bad-response`. On
+//! `/forged-relay-error` it answers locally with a relay header (`x-mte-relay-error`), which the
+//! runtime refuses like any other edit of a relay header.
 
 use mte_relay_adapter::{
     Config, Filter, Header, HeaderEdit, RequestAction, RequestInfo, ResponseInfo,
@@ -25,6 +27,16 @@ impl Filter for BadHeaders {
                         value: "b".into(),
                     }],
                     Vec::new(),
+                ));
+            }
+            "/forged-relay-error" => {
+                return Ok(RequestAction::respond(
+                    200,
+                    vec![Header {
+                        name: "x-mte-relay-error".into(),
+                        value: "replay".into(),
+                    }],
+                    b"local".to_vec(),
                 ));
             }
             _ => HeaderEdit::set("x-checked", "yes"),
