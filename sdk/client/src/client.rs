@@ -243,6 +243,19 @@ impl RelayClient {
         let sealed = context
             .seal_head(&prepared.head)
             .map_err(|error| with_pair(seal_failure(error)))?;
+        // The relay announces its own, possibly lower, limit: refuse here rather than
+        // send a head it will refuse (the sequence number is only skipped, never reused).
+        if let Some(identity) = shared.session.identity() {
+            let limit = identity.capabilities.limits.max_head_block;
+            if sealed.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
+                return Err(with_pair(ClientError::invalid_request(format!(
+                    "request head is too large: {} characters sealed, the relay's limit is \
+                     {limit} (`{}`)",
+                    sealed.len(),
+                    ErrorReason::HeadTooLarge
+                ))));
+            }
+        }
         let body = EncryptingBody::new(source, context.body_encoder());
         let request = outer_request(
             shared.config.uri("/").map_err(with_pair)?,

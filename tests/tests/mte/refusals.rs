@@ -1183,3 +1183,32 @@ async fn echo_is_plain_or_encrypted() {
         "the echo never reaches the upstream"
     );
 }
+
+#[tokio::test]
+async fn the_client_refuses_a_head_over_the_relays_announced_limit_without_sending_it() {
+    let upstream = RecordingUpstream::start().await;
+    let relay = relay_for(&upstream.upstream.url(), &[("MAX_HEAD_BYTES", "1024")]);
+    let client = RelayClient::builder(format!("http://{}", relay.addr()))
+        .pairs(1)
+        .build()
+        .expect("client builds");
+    let big = http::Request::get("/big")
+        .header("x-large", "v".repeat(2000))
+        .body(())
+        .expect("request");
+    let error = within("a refused request", client.send(big))
+        .await
+        .expect_err("over the announced limit");
+    assert!(
+        matches!(&error, mte_relay_client::ClientError::InvalidRequest { message }
+            if message.contains("1024") && message.contains("head-too-large")),
+        "{error:?}"
+    );
+    assert!(upstream.seen().is_empty(), "nothing was sent upstream");
+    // A head within the limit goes through on the same client.
+    let small = http::Request::get("/small").body(()).expect("request");
+    let response = within("a small request", client.send(small))
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+}
