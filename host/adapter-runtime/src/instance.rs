@@ -67,6 +67,33 @@ const WALL_CLOCK_SLACK: Duration = Duration::from_millis(20);
 /// `init` may build tables or parse keys; give it at least this long.
 const MIN_INIT_DEADLINE: Duration = Duration::from_secs(1);
 
+/// What one instantiation with its `init` call came to.
+type InitOutcome = Result<
+    wasmtime::Result<(Bound, Result<wit::FilterHooks, String>)>,
+    tokio::time::error::Elapsed,
+>;
+
+/// How often, and how far apart, a first instantiation is tried when the module's
+/// copy-on-write memory image could not be built.
+///
+/// Wasmtime builds that image once per module, at its first instantiation, in a
+/// memfd that it seals read-only. Linux refuses the seal (`EBUSY`) while any page of
+/// the just-written file still has an extra reference, which it waits only briefly
+/// for; on a loaded machine that wait can run out. Nothing is cached on failure, so
+/// a later attempt builds the image afresh.
+const MEMORY_IMAGE_ATTEMPTS: u32 = 4;
+const MEMORY_IMAGE_RETRY_DELAY: Duration = Duration::from_millis(50);
+
+/// True when instantiation failed because the memory image could not be built. The
+/// memfd crate's error is not re-exported by wasmtime, so its message is matched.
+const MEMFD_SEAL_FAILURE: &str = "cannot add seals to the memfd";
+
+fn is_memory_image_failure(error: &wasmtime::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.to_string() == MEMFD_SEAL_FAILURE)
+}
+
 pub(crate) struct AdapterVersion {
     pub spec: AdapterSpec,
     pub world: World,
@@ -346,37 +373,27 @@ impl AdapterVersion {
     /// New store + instance + `init(config)`. Failures are reported as
     /// `Instantiate` (or the trap class that caused them) under the `init` hook.
     async fn instantiate(&self, engine: &Arc<AdapterEngine>) -> Result<Warm, HookError> {
-        self.stats.instance_created();
         let hook = Hook::Init;
-        let cap = usize::try_from(self.spec.memory_cap_bytes).unwrap_or(usize::MAX);
-        let outbound = OutboundPolicy::new(Arc::from(self.name()), self.allowed_hosts.clone());
-        let mut store = Store::new(
-            &engine.engine,
-            HostState::new(self.identity.clone(), cap, outbound),
-        );
-        store.limiter(|state| &mut state.memory);
-        store.set_epoch_deadline(self.init_ticks);
         let deadline = self.spec.deadline.max(MIN_INIT_DEADLINE) + WALL_CLOCK_SLACK;
-        let config = self.spec.config.as_str();
-        let outcome = tokio::time::timeout(deadline, async {
-            let bound = match &self.pre {
-                Pre::Filter(pre) => Bound::Filter(pre.instantiate_async(&mut store).await?),
-                Pre::Meter(pre) => Bound::Meter(pre.instantiate_async(&mut store).await?),
-            };
-            let init = match &bound {
-                Bound::Filter(f) => f.call_init(&mut store, config).await?,
-                Bound::Meter(m) => {
-                    m.call_init(&mut store, config)
-                        .await?
-                        .map(|()| wit::FilterHooks {
-                            on_response: true,
-                            request_headers: None,
-                        })
+        let mut attempts = 0;
+        let (store, outcome) = loop {
+            attempts += 1;
+            let (store, outcome) = self.instantiate_once(engine, deadline).await;
+            match &outcome {
+                Ok(Err(error))
+                    if attempts < MEMORY_IMAGE_ATTEMPTS && is_memory_image_failure(error) =>
+                {
+                    tracing::debug!(
+                        adapter = %self.name(),
+                        attempts,
+                        error = %format!("{error:#}"),
+                        "memory image not ready; instantiating again"
+                    );
+                    tokio::time::sleep(MEMORY_IMAGE_RETRY_DELAY).await;
                 }
-            };
-            wasmtime::Result::Ok((bound, init))
-        })
-        .await;
+                _ => break (store, outcome),
+            }
+        };
         match outcome {
             Ok(Ok((bound, Ok(hooks)))) => {
                 self.edits_responses
@@ -402,6 +419,44 @@ impl AdapterVersion {
             }
             Err(_) => Err(self.fail(hook, FailureKind::Timeout(deadline), None)),
         }
+    }
+
+    /// One store, one instance, one `init(config)`, under `deadline`.
+    async fn instantiate_once(
+        &self,
+        engine: &Arc<AdapterEngine>,
+        deadline: Duration,
+    ) -> (Store<HostState>, InitOutcome) {
+        self.stats.instance_created();
+        let cap = usize::try_from(self.spec.memory_cap_bytes).unwrap_or(usize::MAX);
+        let outbound = OutboundPolicy::new(Arc::from(self.name()), self.allowed_hosts.clone());
+        let mut store = Store::new(
+            &engine.engine,
+            HostState::new(self.identity.clone(), cap, outbound),
+        );
+        store.limiter(|state| &mut state.memory);
+        store.set_epoch_deadline(self.init_ticks);
+        let config = self.spec.config.as_str();
+        let outcome = tokio::time::timeout(deadline, async {
+            let bound = match &self.pre {
+                Pre::Filter(pre) => Bound::Filter(pre.instantiate_async(&mut store).await?),
+                Pre::Meter(pre) => Bound::Meter(pre.instantiate_async(&mut store).await?),
+            };
+            let init = match &bound {
+                Bound::Filter(f) => f.call_init(&mut store, config).await?,
+                Bound::Meter(m) => {
+                    m.call_init(&mut store, config)
+                        .await?
+                        .map(|()| wit::FilterHooks {
+                            on_response: true,
+                            request_headers: None,
+                        })
+                }
+            };
+            wasmtime::Result::Ok((bound, init))
+        })
+        .await;
+        (store, outcome)
     }
 
     /// Turn a call's outcome into the hook's value or a classified failure; keep
@@ -559,6 +614,15 @@ mod tests {
             name: name.into(),
             value: value.into(),
         }
+    }
+
+    #[test]
+    fn only_a_refused_memfd_seal_counts_as_a_memory_image_failure() {
+        let sealed = wasmtime::Error::from(std::io::Error::other(MEMFD_SEAL_FAILURE))
+            .context("instantiating the component");
+        assert!(is_memory_image_failure(&sealed));
+        let other = wasmtime::Error::msg("unknown import: `wasi:http/types`");
+        assert!(!is_memory_image_failure(&other));
     }
 
     #[test]
