@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod forwarded;
+pub mod header_rules;
 pub mod pipeline;
 pub mod response;
 pub mod server;

@@ -441,15 +441,13 @@ fn configured_headers(
         let location = key(at, name);
         let header_name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| ConfigError::new(&location, "not a valid header name"))?;
-        if crate::upstream::headers::is_hop_by_hop(&header_name)
-            || header_name == http::header::HOST
-        {
+        if crate::header_rules::is_hop_by_hop(&header_name) || header_name == http::header::HOST {
             return Err(ConfigError::new(
                 &location,
                 "hop-by-hop and Host headers cannot be configured",
             ));
         }
-        if crate::upstream::headers::is_relay_header(&header_name) {
+        if crate::header_rules::is_relay_header(&header_name) {
             return Err(ConfigError::new(
                 &location,
                 "the relay's own x-mte-relay headers cannot be configured",

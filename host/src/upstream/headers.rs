@@ -3,32 +3,9 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::forwarded::{Provenance, set_forwarding_headers};
-
-/// Hop-by-hop headers: they describe one connection and are never forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-/// Prefix of the relay's own protocol headers, which never cross to the upstream.
-pub const RELAY_HEADER_PREFIX: &str = "x-mte-relay";
+use crate::header_rules::{HOP_BY_HOP, is_relay_header};
 
 pub const X_REQUEST_ID: &str = "x-request-id";
-
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(&name.as_str())
-}
-
-pub fn is_relay_header(name: &HeaderName) -> bool {
-    name.as_str().starts_with(RELAY_HEADER_PREFIX)
-}
 
 /// True for an HTTP/1.1 upgrade request (`Connection: upgrade` plus `Upgrade`).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
