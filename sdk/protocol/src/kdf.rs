@@ -7,6 +7,8 @@ use hkdf::{Hkdf, HkdfExtract};
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
+use zeroize::{Zeroize, Zeroizing};
+
 use crate::secret::Secret32;
 
 pub(crate) const LABEL_TRANSCRIPT: &[u8] = b"mte-relay/v1 pairing transcript";
@@ -26,13 +28,18 @@ pub(crate) const LABEL_RESPONSE_AAD: &[u8] = b"mte-relay/v1 response";
 type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// HKDF-Expand(prk, label || context, 32).
+///
+/// The stack copies of key material are zeroized when they go out of scope; the
+/// result lives on in a [`Secret32`], which zeroizes itself.
 pub(crate) fn expand(prk: &[u8; 32], label: &[u8], context: &[u8]) -> Secret32 {
-    let mut okm = [0u8; 32];
-    // A 32-byte PRK and a 32-byte output are always within HKDF-SHA256's bounds.
-    if let Ok(hkdf) = Hkdf::<Sha256>::from_prk(prk) {
-        let _ = hkdf.expand_multi_info(&[label, context], &mut okm);
-    }
-    Secret32::from_bytes(okm)
+    let mut okm = Zeroizing::new([0u8; 32]);
+    // Both cannot fail: a 32-byte PRK and a 32-byte output are always within
+    // HKDF-SHA256's bounds. Were they to, a panic beats a key of zeros.
+    Hkdf::<Sha256>::from_prk(prk)
+        .expect("a 32-byte PRK is a valid HKDF-SHA256 PRK")
+        .expand_multi_info(&[label, context], okm.as_mut())
+        .expect("32 bytes are within HKDF-SHA256's output bound");
+    Secret32::from_bytes(*okm)
 }
 
 /// HKDF-Extract(salt, ikm_1 || ikm_2 || ...).
@@ -42,18 +49,18 @@ pub(crate) fn extract(salt: &[u8], ikm_parts: &[&[u8]]) -> Secret32 {
         extract.input_ikm(part);
     }
     let (prk, _) = extract.finalize();
-    let mut bytes = [0u8; 32];
+    let mut bytes = Zeroizing::new([0u8; 32]);
     bytes.copy_from_slice(&prk);
-    Secret32::from_bytes(bytes)
+    let mut prk = prk;
+    prk.as_mut_slice().zeroize();
+    Secret32::from_bytes(*bytes)
 }
 
 /// HMAC-SHA256(key, parts...).
 pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut mac = match <HmacSha256 as KeyInit>::new_from_slice(key) {
-        Ok(mac) => mac,
-        // HMAC accepts keys of every length; this arm is unreachable in practice.
-        Err(_) => return [0u8; 32],
-    };
+    // HMAC accepts keys of every length, so this cannot fail; were it to, a panic
+    // beats a tag of zeros.
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
     for part in parts {
         mac.update(part);
     }
