@@ -126,7 +126,7 @@ async fn decode_and_forward(
     record
         .window
         .check(header.seq)
-        .map_err(|error| refuse(ErrorReason::Replay, error.to_string()))?;
+        .map_err(|error| unauthenticated_refusal(ErrorReason::Replay, &error, ctx))?;
 
     let head_value = parts.headers.get(HEAD_HEADER).ok_or_else(|| {
         refuse(
@@ -144,11 +144,11 @@ async fn decode_and_forward(
     let (secret, advanced_ratchet) = record
         .keys
         .message_secret(header.mode, header.seq)
-        .map_err(|error| refuse(ErrorReason::DecodeFailed, error.to_string()))?;
+        .map_err(|error| unauthenticated_refusal(ErrorReason::DecodeFailed, &error, ctx))?;
     let message = MessageContext::new(secret, &header, parts.method.as_str(), &domain);
     let head = message
         .open_head(head_value.as_bytes())
-        .map_err(|error| refuse(error.reason(), error.to_string()))?;
+        .map_err(|error| unauthenticated_refusal(error.reason(), &error, ctx))?;
     ctx.timings.add_decode(started.elapsed());
 
     // From here on the relay holds the response key: its refusals are sealed, so the
@@ -167,6 +167,27 @@ async fn decode_and_forward(
         Err(refusal) => seal_refusal(&opened, refusal, ctx).await,
     }
 }
+
+/// A refusal of a request on a known pair before its head authenticated. Its message
+/// says nothing of why (a duplicate, an old or far-ahead number, the ratchet, the
+/// head's tag): whoever sent it may not be the pair's client, and the detail would
+/// tell them about the pair's state. The detail goes to the debug log.
+fn unauthenticated_refusal(
+    reason: ErrorReason,
+    detail: &dyn std::fmt::Display,
+    ctx: &RequestContext,
+) -> Refusal {
+    tracing::debug!(
+        request_id = %ctx.request_id,
+        %reason,
+        detail = %detail,
+        "refused before the head authenticated"
+    );
+    refuse(reason, UNAUTHENTICATED_REFUSAL)
+}
+
+/// The one message of every [`unauthenticated_refusal`].
+const UNAUTHENTICATED_REFUSAL: &str = "the request was not accepted for this pair";
 
 /// A request whose head opened, with what it takes to answer it sealed.
 struct Opened {

@@ -433,10 +433,8 @@ async fn replayed_request_is_refused() {
     let sealed = session.seal(0, &spec);
     sealed.send(addr).await.assert_sealed_ok("first time");
     assert_eq!(upstream.seen().len(), 1);
-    sealed
-        .send(addr)
-        .await
-        .assert_registry(565, "replay", "the same request again");
+    let duplicate = sealed.send(addr).await;
+    duplicate.assert_registry(565, "replay", "the same request again");
     assert_eq!(
         upstream.seen().len(),
         1,
@@ -444,12 +442,21 @@ async fn replayed_request_is_refused() {
     );
 
     // Too far ahead of the window.
-    let ahead = session.seal_at(0, 65_537, &spec);
-    ahead
-        .send(addr)
-        .await
-        .assert_registry(565, "replay", "a sequence number too far ahead");
+    let ahead = session.seal_at(0, 65_537, &spec).send(addr).await;
+    ahead.assert_registry(565, "replay", "a sequence number too far ahead");
     assert_eq!(upstream.seen().len(), 1);
+    // Before the head authenticated, nothing tells a duplicate from a number too far
+    // ahead, or from a head that fails to open: the sender may not be the client.
+    let forged = session.seal(0, &spec).flip_head_byte(3).send(addr).await;
+    forged.assert_registry(564, "decode-failed", "a forged head");
+    let messages: Vec<_> = [&duplicate, &ahead, &forged]
+        .iter()
+        .map(|answer| answer.json()["message"].clone())
+        .collect();
+    assert!(
+        messages.iter().all(|message| *message == messages[0]),
+        "one message for every unauthenticated refusal: {messages:?}"
+    );
 
     assert_served(&mut session, &upstream, &spec, 2, "the next request").await;
     // Replay in MTE mode too.
