@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
-use mte_relay_protocol::registry::{ERROR_HEADER, ErrorBody, ErrorReason};
+use mte_relay_protocol::registry::{ClientReaction, ERROR_HEADER, ErrorBody, ErrorReason};
 
 use crate::body::{RelayBody, full};
 
@@ -19,7 +19,7 @@ pub fn registry_error(reason: ErrorReason, message: impl Into<String>) -> Respon
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(ERROR_HEADER, HeaderValue::from_static(reason.token()));
-    if reason == ErrorReason::Overloaded {
+    if reason.reaction() == ClientReaction::BackOff {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
     }
     response

@@ -120,7 +120,7 @@ pub async fn serve(
         Ok(_) => {}
         Err(error) => {
             tracing::error!(%error, "pair store cannot count pairs");
-            return registry_error(ErrorReason::Internal, "pair store unavailable");
+            return registry_error(error.reason(), "pair store unavailable; retry later");
         }
     }
 
@@ -179,7 +179,9 @@ pub async fn serve(
         }
         let reason = error.reason();
         match reason {
-            ErrorReason::Internal => tracing::error!(%error, "pair store refused a new pair"),
+            ErrorReason::StoreUnavailable => {
+                tracing::error!(%error, "pair store refused a new pair");
+            }
             _ => tracing::info!(
                 request_id = %ctx.request_id,
                 remote_addr = %ctx.remote_addr,
@@ -188,7 +190,7 @@ pub async fn serve(
             ),
         }
         let message = match reason {
-            ErrorReason::Internal => "pair store unavailable".to_owned(),
+            ErrorReason::StoreUnavailable => "pair store unavailable; retry later".to_owned(),
             _ => error.to_string(),
         };
         return registry_error(reason, message);

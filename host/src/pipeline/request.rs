@@ -120,7 +120,10 @@ async fn decode_and_forward(
         }
         Err(error) => {
             tracing::error!(%error, "pair store lookup failed");
-            return Err(refuse(ErrorReason::Internal, "pair store unavailable"));
+            return Err(refuse(
+                error.reason(),
+                "pair store unavailable; retry later",
+            ));
         }
     };
     record

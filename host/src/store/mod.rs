@@ -110,6 +110,16 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+impl StoreError {
+    /// The registry reason the relay answers with: the client backs off and retries,
+    /// as nothing was forwarded.
+    pub fn reason(&self) -> ErrorReason {
+        match self {
+            StoreError::Unavailable(_) => ErrorReason::StoreUnavailable,
+        }
+    }
+}
+
 /// Why a batch of new pairs was not stored. A refused batch stores none of its pairs.
 #[derive(Debug, thiserror::Error)]
 pub enum InsertError {
@@ -134,7 +144,7 @@ impl InsertError {
         match self {
             InsertError::Exists(_) | InsertError::Duplicate(_) => ErrorReason::PairIdTaken,
             InsertError::Full(_) => ErrorReason::Overloaded,
-            InsertError::Store(_) => ErrorReason::Internal,
+            InsertError::Store(error) => error.reason(),
         }
     }
 }
@@ -162,7 +172,7 @@ impl CommitError {
         match self {
             CommitError::Replay(_) => ErrorReason::Replay,
             CommitError::Missing | CommitError::Replaced => ErrorReason::PairUnknown,
-            CommitError::Store(_) => ErrorReason::Internal,
+            CommitError::Store(error) => error.reason(),
         }
     }
 }
@@ -204,4 +214,29 @@ pub trait PairStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Number of pairs held (live, or expired and not yet swept), for logs and metrics.
     fn pair_count(&self) -> StoreFuture<'_, Result<usize, StoreError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use mte_relay_protocol::registry::ClientReaction;
+
+    use super::*;
+
+    #[test]
+    fn a_failing_store_is_store_unavailable_wherever_it_fails() {
+        let failed = || StoreError::Unavailable("connection refused".into());
+        assert_eq!(failed().reason(), ErrorReason::StoreUnavailable);
+        assert_eq!(
+            InsertError::Store(failed()).reason(),
+            ErrorReason::StoreUnavailable
+        );
+        assert_eq!(
+            CommitError::Store(failed()).reason(),
+            ErrorReason::StoreUnavailable
+        );
+        let reason = ErrorReason::StoreUnavailable;
+        assert!(reason.upstream_untouched(), "nothing was forwarded");
+        assert_eq!(reason.reaction(), ClientReaction::BackOff);
+        assert_eq!(reason.status(), 503);
+    }
 }

@@ -55,14 +55,6 @@ impl UpstreamError {
         }
     }
 
-    /// True when the upstream certainly saw nothing of the request.
-    pub fn retry_safe(&self) -> bool {
-        matches!(
-            self,
-            UpstreamError::Unreachable(_) | UpstreamError::InvalidRequest(_)
-        )
-    }
-
     /// The message for the client: the class only, never addresses or internals.
     pub fn client_message(&self) -> &'static str {
         match self {

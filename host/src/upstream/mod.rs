@@ -31,7 +31,8 @@ pub fn log_failure(ctx: &RequestContext, error: &UpstreamError) {
         request_id = %ctx.request_id,
         domain = %ctx.domain.name,
         reason = %error.reason(),
-        retry_safe = error.retry_safe(),
+        // The registry decides retry safety, one rule for every error it names.
+        retry_safe = error.reason().upstream_untouched(),
         error = %error,
         "upstream request failed"
     );

@@ -181,10 +181,10 @@ impl Session {
                 self.pair_missing(&identity).await
             }
             Err(ClientError::Registry {
-                reason: ErrorReason::Overloaded,
+                reason,
                 retry_after,
                 ..
-            }) => {
+            }) if reason.reaction() == ClientReaction::BackOff => {
                 tokio::time::sleep(backoff_delay(retry_after, self.config.max_backoff)).await;
                 self.pair_missing(&identity).await
             }

@@ -122,6 +122,9 @@ registry! {
     /// The client's request body stopped arriving: no chunk within the relay's body
     /// idle timeout. The upstream received part of the request.
     RequestBodyTimeout = (408, "request-body-timeout", Surface, false),
+    /// The relay's pair store (Redis, when shared by replicas) could not be reached or
+    /// failed; see `Retry-After`. Raised before anything is forwarded.
+    StoreUnavailable = (503, "store-unavailable", BackOff, true),
     /// A fault inside the relay.
     Internal = (500, "internal", Surface, false),
 }
@@ -205,7 +208,7 @@ mod tests {
     fn protocol_failures_use_the_559_to_569_family() {
         for &reason in ErrorReason::ALL {
             let status = reason.status();
-            let http_standard = matches!(status, 404 | 408 | 500 | 502 | 504);
+            let http_standard = matches!(status, 404 | 408 | 500 | 502 | 503 | 504);
             assert!(
                 (559..=569).contains(&status) || http_standard,
                 "{reason} has status {status}"
