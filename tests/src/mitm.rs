@@ -48,10 +48,6 @@ impl Interceptor {
         Interceptor { server }
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
     /// `http://127.0.0.1:PORT`, for clients.
     pub fn url(&self) -> String {
         self.server.url()

@@ -93,6 +93,7 @@ impl<K: Hash + Eq + Clone> KeyedRateLimiter<K> {
     }
 
     /// Number of keys with a bucket.
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.buckets
             .lock()

@@ -92,6 +92,7 @@ impl TrustedProxies {
         self.blocks.iter().any(|block| block.contains(address))
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.blocks.is_empty()
     }

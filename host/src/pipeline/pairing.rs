@@ -177,23 +177,19 @@ pub async fn serve(
         if let InsertError::Full(max_pairs) = error {
             return store_full(ctx, max_pairs);
         }
-        let reason = error.reason();
-        match reason {
-            ErrorReason::StoreUnavailable => {
-                tracing::error!(%error, "pair store refused a new pair");
-            }
-            _ => tracing::info!(
+        let message = if let InsertError::Store(_) = error {
+            tracing::error!(%error, "pair store refused a new pair");
+            "pair store unavailable; retry later".to_owned()
+        } else {
+            tracing::info!(
                 request_id = %ctx.request_id,
                 remote_addr = %ctx.remote_addr,
                 %error,
                 "pairing refused"
-            ),
-        }
-        let message = match reason {
-            ErrorReason::StoreUnavailable => "pair store unavailable; retry later".to_owned(),
-            _ => error.to_string(),
+            );
+            error.to_string()
         };
-        return registry_error(reason, message);
+        return registry_error(error.reason(), message);
     }
     let document = PairingResponse { pairs: answers };
     response::json(&serde_json::to_value(&document).unwrap_or_default())

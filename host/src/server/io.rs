@@ -13,15 +13,17 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Sleep, sleep};
+use tokio::time::{Instant, Sleep, sleep_until};
 
 /// `inner`, whose writes fail with `TimedOut` after waiting `limit` for the peer.
 #[derive(Debug)]
 pub struct StalledWriteTimeout<T> {
     inner: T,
     limit: Duration,
-    /// Armed while a write waits; cleared by any write that makes progress.
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// The timer, allocated at the first write that waits and reset for later ones.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// A write is waiting and the timer runs for it.
+    armed: bool,
 }
 
 impl<T> StalledWriteTimeout<T> {
@@ -29,19 +31,35 @@ impl<T> StalledWriteTimeout<T> {
         StalledWriteTimeout {
             inner,
             limit,
-            deadline: None,
+            timer: None,
+            armed: false,
         }
     }
 
-    /// Called when a write is pending: fails once it has been pending for `limit`.
-    fn check_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let limit = self.limit;
-        let deadline = self.deadline.get_or_insert_with(|| Box::pin(sleep(limit)));
-        ready!(deadline.as_mut().poll(cx));
-        Poll::Ready(io::Error::new(
+    /// Passes on the outcome of a write or flush: progress disarms the timer; a write
+    /// that waits arms it, and fails once it has waited for `limit`.
+    fn watch<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if polled.is_ready() {
+            self.armed = false;
+            return polled;
+        }
+        let deadline = Instant::now() + self.limit;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(sleep_until(deadline)));
+        if !self.armed {
+            timer.as_mut().reset(deadline);
+            self.armed = true;
+        }
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
-            format!("the client took no response bytes for {limit:?}"),
-        ))
+            format!("the client took no response bytes for {:?}", self.limit),
+        )))
     }
 }
 
@@ -62,13 +80,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StalledWriteTimeout<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Pending => this.check_deadline(cx).map(Err),
-            ready => {
-                this.deadline = None;
-                ready
-            }
-        }
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.watch(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -77,13 +90,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StalledWriteTimeout<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Pending => this.check_deadline(cx).map(Err),
-            ready => {
-                this.deadline = None;
-                ready
-            }
-        }
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.watch(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -92,13 +100,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StalledWriteTimeout<T> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_flush(cx) {
-            Poll::Pending => this.check_deadline(cx).map(Err),
-            ready => {
-                this.deadline = None;
-                ready
-            }
-        }
+        let polled = Pin::new(&mut this.inner).poll_flush(cx);
+        this.watch(cx, polled)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

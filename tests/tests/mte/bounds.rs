@@ -19,7 +19,7 @@ use mte_relay_tests::{seconds_from_env, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::raw::{RawClient, Session, Spec, pairing_document};
-use crate::support::{RecordingUpstream, relay_for};
+use crate::support::{BodyEvent, RecordingUpstream, StreamingUpstream, relay_for};
 
 /// Bytes of relay memory one pair may cost, as docs/operations.md ("Memory") states.
 const DOCUMENTED_BYTES_PER_PAIR: u64 = 512;
@@ -258,10 +258,11 @@ async fn slow_pairing_documents_hold_no_permit_and_are_cut_off() {
         &upstream.upstream.url(),
         &[
             ("MAX_CONCURRENT_PAIRINGS", "2"),
-            ("PAIRING_BODY_TIMEOUT_SECS", "2"),
+            ("PAIRING_BODY_TIMEOUT_SECS", "5"),
         ],
     );
     // Twice as many slow senders as there are pairing permits.
+    let started = Instant::now();
     let mut slow = Vec::new();
     for n in 0..4 {
         let stream = start_slow_upload(
@@ -274,14 +275,17 @@ async fn slow_pairing_documents_hold_no_permit_and_are_cut_off() {
         .await;
         slow.push(stream);
     }
-    let started = Instant::now();
     let mut session = RawClient::new(&relay).session(2).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "pairing did not wait for the slow senders: {:?}",
-        started.elapsed()
-    );
     assert_serves(&mut session, "/meanwhile", "a normal client meanwhile").await;
+    // The normal client was served while every slow sender still held its
+    // connection, unanswered: it did not wait for their deadline.
+    for stream in &slow {
+        let mut byte = [0u8; 1];
+        assert!(
+            matches!(stream.try_read(&mut byte), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock),
+            "a slow sender was answered before the normal client was served"
+        );
+    }
     for stream in &mut slow {
         let answer = within("the slow sender's answer", read_answer(stream)).await;
         assert!(
@@ -290,7 +294,7 @@ async fn slow_pairing_documents_hold_no_permit_and_are_cut_off() {
         );
     }
     assert!(
-        started.elapsed() >= Duration::from_millis(1900),
+        started.elapsed() >= Duration::from_secs(5),
         "cut off by the deadline, not before: {:?}",
         started.elapsed()
     );
@@ -298,7 +302,7 @@ async fn slow_pairing_documents_hold_no_permit_and_are_cut_off() {
 
 #[tokio::test]
 async fn one_client_cannot_hold_every_pool_permit_with_slow_bodies() {
-    let upstream = RecordingUpstream::start().await;
+    let upstream = StreamingUpstream::start().await;
     let relay = relay_for(
         &upstream.upstream.url(),
         &[
@@ -321,8 +325,18 @@ async fn one_client_cannot_hold_every_pool_permit_with_slow_bodies() {
             .expect("first record");
         held.push((sealed, sender, answer));
     }
-    // Give the relay time to take both slots.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Both reached the upstream, so both hold their slots (taken before forwarding).
+    let mut started = 0;
+    while started < 2 {
+        match upstream.next().await {
+            BodyEvent::Started(path) => {
+                assert_eq!(path, "/slow");
+                started += 1;
+            }
+            BodyEvent::Data(_) => {}
+            other => panic!("a slow request ended: {other:?}"),
+        }
+    }
     let sealed = slow.seal(0, &Spec::post("/third", body.clone()));
     sealed.send(addr).await.assert_registry(
         568,
@@ -371,8 +385,7 @@ async fn past_the_per_address_connection_cap_only_that_address_is_refused() {
                 .expect("connect"),
         );
     }
-    // Let the relay accept all four before the fifth arrives.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The relay accepts in arrival order, so the fifth finds the four slots taken.
     let mut fifth = connect_from(Some(crowd), relay.addr())
         .await
         .expect("the kernel completes the handshake");
