@@ -222,7 +222,14 @@ async fn serve_until_signal(
         let state = Arc::new(AppState::new(loaded.config).with_adapters(adapters));
         let _sweeper = Sweeper::spawn(
             state.mte.store.clone(),
-            sweep_interval(state.config.pairing.pair_ttl),
+            // Resend tokens expire too, usually long before pairs do.
+            sweep_interval(
+                state
+                    .config
+                    .pairing
+                    .pair_ttl
+                    .min(state.config.resend.window),
+            ),
         );
         let server = Server::bind(state.clone()).await.with_context(|| {
             format!(

@@ -12,7 +12,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request};
 use http_body::Frame;
 use http_body_util::BodyExt;
-use mte_relay_client::{ClientError, Mode, RelayClient, RequestBody};
+use mte_relay_client::{ClientError, Mode, RelayClient, RequestBody, RequestOutcome};
 
 /// Exit code when the relay refused the request with a registry error.
 pub const EXIT_REGISTRY_ERROR: u8 = 3;
@@ -73,11 +73,25 @@ pub fn run(args: RequestArgs) -> ExitCode {
     match runtime.block_on(send(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Client(error @ ClientError::Registry { .. })) => {
-            fail(EXIT_REGISTRY_ERROR, &error.to_string())
+            fail(EXIT_REGISTRY_ERROR, &with_outcome(&error))
         }
-        Err(Failure::Client(error)) => fail(EXIT_FAILURE, &error.to_string()),
+        Err(Failure::Client(error)) => fail(EXIT_FAILURE, &with_outcome(&error)),
         Err(Failure::Local(message)) => fail(EXIT_FAILURE, &message),
     }
+}
+
+/// The error and what it tells about the upstream, which decides whether sending the
+/// request again is safe.
+fn with_outcome(error: &ClientError) -> String {
+    let outcome = match error.outcome() {
+        RequestOutcome::NotRun => "the request did not reach the upstream",
+        RequestOutcome::Ran => {
+            "the request reached the upstream and only its response was lost; do not send \
+             it again"
+        }
+        RequestOutcome::Unknown => "whether the request reached the upstream is unknown",
+    };
+    format!("{error} ({outcome})")
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {

@@ -51,6 +51,8 @@ pub const VARIABLES: &[&str] = &[
     "PAIRING_BURST_PER_ADDRESS",
     "PAIRING_RATE_PER_CLIENT",
     "PAIRING_BURST_PER_CLIENT",
+    "RESEND_WINDOW_SECS",
+    "MAX_RESEND_TOKENS",
 ];
 
 /// The single-domain variables that `DOMAIN_MAP` replaces.
@@ -100,6 +102,12 @@ impl Env {
 
     /// The value, or `None` when unset or blank.
     pub fn get(&self, name: &str) -> Option<&str> {
+        // A variable read here but missing from the snapshot list would work in tests
+        // (built from pairs) and be ignored in production.
+        debug_assert!(
+            VARIABLES.contains(&name),
+            "{name} is read but not in env::VARIABLES"
+        );
         self.0
             .get(name)
             .map(String::as_str)

@@ -150,6 +150,22 @@ pub struct RateLimit {
 /// "Memory").
 pub const DEFAULT_MAX_PAIRS: usize = 500_000;
 
+/// How long, and for how many requests at once, the relay remembers the resend token
+/// of each non-idempotent request it forwarded (docs/protocol.md §4.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResendSettings {
+    /// How long a token is remembered; announced to clients, which resend only within it.
+    pub window: Duration,
+    /// Tokens remembered at once; past it non-idempotent requests are refused with
+    /// `overloaded` (before anything is forwarded) until older tokens expire.
+    pub max_tokens: usize,
+}
+
+/// Tokens remembered when `MAX_RESEND_TOKENS` is not set: about 33,000 non-idempotent
+/// requests per second for the default 60-second window, in about 164 MiB at the cap
+/// (docs/operations.md, "Memory").
+pub const DEFAULT_MAX_RESEND_TOKENS: usize = 2_000_000;
+
 /// Bounds on what one caller may hold at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallerBounds {
@@ -171,6 +187,7 @@ pub(crate) struct Globals {
     pub timeouts: Timeouts,
     pub limits: BodyLimits,
     pub pairing: PairSettings,
+    pub resend: ResendSettings,
 }
 
 impl Globals {
@@ -287,6 +304,16 @@ impl Globals {
                     ("PAIRING_RATE_PER_CLIENT", 1.0),
                     ("PAIRING_BURST_PER_CLIENT", 128),
                     max_pairs_per_batch,
+                )?,
+            },
+            resend: ResendSettings {
+                window: Duration::from_secs(ranged(env, "RESEND_WINDOW_SECS", 60, 1, 3_600)?),
+                max_tokens: ranged(
+                    env,
+                    "MAX_RESEND_TOKENS",
+                    DEFAULT_MAX_RESEND_TOKENS,
+                    1,
+                    1_000_000_000,
                 )?,
             },
         })

@@ -20,8 +20,8 @@ pub use domains::DomainTable;
 pub use env::Env;
 pub use error::ConfigError;
 pub use globals::{
-    BodyLimits, CallerBounds, DEFAULT_MAX_PAIRS, LogFormat, LogLevel, LogSettings, PairSettings,
-    RateLimit, Timeouts,
+    BodyLimits, CallerBounds, DEFAULT_MAX_PAIRS, DEFAULT_MAX_RESEND_TOKENS, LogFormat, LogLevel,
+    LogSettings, PairSettings, RateLimit, ResendSettings, Timeouts,
 };
 pub use routes::{RoutePattern, RouteSet};
 pub use secret::Secret;
@@ -51,6 +51,8 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     pub limits: BodyLimits,
     pub pairing: PairSettings,
+    /// The resend window of non-idempotent requests.
+    pub resend: ResendSettings,
     /// Where adapter instances are declared, and how often meters tick.
     pub adapters: AdapterSettings,
     pub domains: DomainTable,
@@ -172,6 +174,7 @@ impl Config {
                 trusted_proxies: TrustedProxies::parse(env.get("TRUSTED_PROXIES"))?,
                 limits: globals.limits,
                 pairing: globals.pairing,
+                resend: globals.resend,
                 adapters: AdapterSettings::from_env(env)?,
                 domains,
             },

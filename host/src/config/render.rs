@@ -49,6 +49,8 @@ pub fn redacted_config(config: &Config) -> Value {
         "pairing_burst_per_address": config.pairing.rate_per_address.burst,
         "pairing_rate_per_client": config.pairing.rate_per_client.per_second,
         "pairing_burst_per_client": config.pairing.rate_per_client.burst,
+        "resend_window_secs": config.resend.window.as_secs(),
+        "max_resend_tokens": config.resend.max_tokens,
         "adapters": redacted_adapters(config),
         "domain_map": domains,
     })

@@ -72,6 +72,8 @@ fn globals_have_documented_defaults() {
     assert_eq!(config.pairing.client_id_max_age.as_secs(), 30 * 86_400);
     assert!(config.pairing.max_concurrent_pairings >= 2);
     assert_eq!(config.pairing.max_pairs, DEFAULT_MAX_PAIRS);
+    assert_eq!(config.resend.window.as_secs(), 60);
+    assert_eq!(config.resend.max_tokens, DEFAULT_MAX_RESEND_TOKENS);
     assert_eq!(config.callers.max_in_flight_per_client, 150);
     assert_eq!(config.callers.max_connections, 10_000);
     assert_eq!(config.callers.max_connections_per_address, 1024);
@@ -103,6 +105,8 @@ fn globals_are_parsed() {
         ("MAX_PAIRS", "1000"),
         ("PAIRING_RATE_PER_ADDRESS", "0.5"),
         ("PAIRING_BURST_PER_CLIENT", "40"),
+        ("RESEND_WINDOW_SECS", "5"),
+        ("MAX_RESEND_TOKENS", "7"),
     ])
     .expect("valid")
     .config;
@@ -122,6 +126,8 @@ fn globals_are_parsed() {
     );
     assert_eq!(config.pairing.rate_per_address.per_second, 0.5);
     assert_eq!(config.pairing.rate_per_client.burst, 40.0);
+    assert_eq!(config.resend.window.as_secs(), 5);
+    assert_eq!(config.resend.max_tokens, 7);
 }
 
 #[test]

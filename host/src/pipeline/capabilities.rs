@@ -41,7 +41,8 @@ pub async fn serve(
         (id, now + authority.max_age_secs())
     });
 
-    let document = Capabilities::new(limits(state), client_id.clone(), expires_at);
+    let mut document = Capabilities::new(limits(state), client_id.clone(), expires_at);
+    document.server_time = now;
     let value = serde_json::to_value(&document).unwrap_or_default();
     let mut response = response::json(&value);
     if let Ok(header) = HeaderValue::from_str(&client_id) {
@@ -64,5 +65,6 @@ fn limits(state: &AppState) -> Limits {
     );
     let configured_head = u32::try_from(state.config.limits.max_head_bytes).unwrap_or(u32::MAX);
     limits.max_head_block = limits.max_head_block.min(configured_head);
+    limits.resend_window_secs = state.config.resend.window.as_secs();
     limits
 }

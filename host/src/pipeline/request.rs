@@ -3,6 +3,7 @@
 //! ```text
 //! relay header -> client id -> pair lookup -> replay check (read-only)
 //!   -> message keys -> open head -> commit sequence (atomic) -> route check
+//!   -> adapters -> record resend token (non-idempotent methods, atomic)
 //!   -> upstream request (body opened record by record) -> seal response head and body
 //! ```
 //!
@@ -24,7 +25,7 @@ use mte_relay_protocol::header::{HEAD_HEADER, Mode, RELAY_HEADER, RelayHeader};
 use mte_relay_protocol::keys::MteRatchet;
 use mte_relay_protocol::message::RequestContext as MessageContext;
 use mte_relay_protocol::padding::MTE_MAX_MESSAGE;
-use mte_relay_protocol::registry::{ERROR_HEADER, ErrorReason};
+use mte_relay_protocol::registry::{ERROR_HEADER, ErrorReason, is_idempotent};
 use mte_relay_protocol::rng::os_rng;
 
 use super::streams::{DecodeFailure, DecryptingBody, EncryptingBody};
@@ -35,7 +36,7 @@ use crate::body::{Holding, RelayBody, boxed, empty, full};
 use crate::response::registry_error;
 use crate::server::local;
 use crate::state::{AppState, RequestContext};
-use crate::store::{Lookup, PairKey, unix_now};
+use crate::store::{Lookup, PairKey, TokenClaim, unix_now};
 use crate::upstream;
 
 /// The route answered by the relay itself, also through MTE.
@@ -279,6 +280,9 @@ async fn forward(
         }
     }
 
+    if !is_idempotent(method.as_str()) {
+        record_resend_token(state, &header.client_id, head).await?;
+    }
     let upstream = state.upstream.send(ctx, upstream_request).await;
     if let Some(error) = failure.get() {
         // The upstream request was aborted because the client's body failed to open.
@@ -295,6 +299,69 @@ async fn forward(
             .map_err(|error| adapter_refusal(&error, ctx))?;
     }
     seal_response(message, method, header.mode, response, ctx).await
+}
+
+/// How far past the resend window a request's `not_after` may lie: the client states
+/// it on its estimate of the relay's clock, which is off by its network delay and drift.
+const NOT_AFTER_SKEW_SECS: u64 = 30;
+
+/// Records the request's resend token, last before forwarding, so that no copy of a
+/// non-idempotent request is forwarded twice: a resend after an error forged on the
+/// path, or a copy replayed on another pair, finds the token and is refused with a
+/// sealed `already-processed`.
+///
+/// The token is kept until the request's `not_after`, and no copy is forwarded after
+/// it: so a copy held back on the path and released late finds either the token or its
+/// deadline passed (docs/protocol.md §4.6).
+async fn record_resend_token(
+    state: &AppState,
+    client_id: &str,
+    head: &RequestHead,
+) -> Result<(), Refusal> {
+    let now = unix_now();
+    let settings = &state.config.resend;
+    let latest = now
+        .saturating_add(settings.window.as_secs())
+        .saturating_add(NOT_AFTER_SKEW_SECS);
+    if head.not_after < now || head.not_after > latest {
+        tracing::debug!(
+            not_after = head.not_after,
+            now,
+            "request outside its resend window"
+        );
+        return Err(refuse(
+            ErrorReason::RequestExpired,
+            format!(
+                "the request's not_after ({}) is not between the relay's time ({now}) and the \
+                 end of its resend window ({latest}); it was not forwarded",
+                head.not_after
+            ),
+        ));
+    }
+    let claim = state
+        .mte
+        .store
+        .record_token(
+            client_id,
+            head.token,
+            now,
+            // Kept through the deadline's whole second.
+            head.not_after.saturating_add(1),
+            settings.max_tokens,
+        )
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "resend token not recorded; the request is refused");
+            refuse(error.reason(), error.to_string())
+        })?;
+    match claim {
+        TokenClaim::Recorded => Ok(()),
+        TokenClaim::AlreadyForwarded => Err(refuse(
+            ErrorReason::AlreadyProcessed,
+            "an earlier copy of this request (the same resend token) was forwarded; \
+             it is not forwarded again",
+        )),
+    }
 }
 
 /// A refusal of an opened request, sealed like a response: the registry status, and

@@ -2,18 +2,21 @@
 //!
 //! One mutex guards the map; every critical section is a few map operations with no
 //! awaits, so contention stays far below the cost of the AEAD work around it. The
-//! sweep is the exception: it walks every pair, once per sweep interval.
+//! sweep is the exception: it walks every pair, once per sweep interval. Resend tokens
+//! have a mutex of their own, so recording one never waits for a pair operation.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
-use mte_relay_protocol::ids::PairId;
+use mte_relay_protocol::ids::{PairId, ResendToken};
 use mte_relay_protocol::keys::MteRatchet;
 use mte_relay_protocol::replay::ReplayWindow;
+use sha2::{Digest, Sha256};
 
 use super::{
     CommitError, InsertError, Lookup, NewPair, PairCaps, PairKey, PairRecord, PairStore,
-    StoreError, StoreFuture,
+    StoreError, StoreFuture, Swept, TokenClaim, TokenError,
 };
 
 /// One client's pairs, oldest first. A client holds at most `MAX_PAIRS_PER_CLIENT`
@@ -123,10 +126,63 @@ impl Pairs {
     }
 }
 
+/// The resend tokens of forwarded requests, each scoped to its client id.
+///
+/// A token is held under a digest of the client id and the token, so an entry is 32
+/// bytes and a Unix time whatever the id's length; two clients cannot collide short
+/// of a SHA-256 collision.
+#[derive(Debug, Default)]
+struct Tokens {
+    /// Scoped token -> Unix time at which its window ends.
+    until: HashMap<[u8; 32], u64>,
+}
+
+impl Tokens {
+    fn scoped(client_id: &str, token: &ResendToken) -> [u8; 32] {
+        let mut digest = Sha256::new();
+        // Length-prefixed, so no (id, token) pair can be read as another.
+        digest.update((client_id.len() as u64).to_be_bytes());
+        digest.update(client_id.as_bytes());
+        digest.update(token.as_bytes());
+        digest.finalize().into()
+    }
+
+    fn record(
+        &mut self,
+        client_id: &str,
+        token: &ResendToken,
+        now: u64,
+        expires_at: u64,
+        max_tokens: usize,
+    ) -> Result<TokenClaim, TokenError> {
+        let key = Tokens::scoped(client_id, token);
+        let held = self.until.len();
+        match self.until.entry(key) {
+            Entry::Occupied(entry) if *entry.get() > now => Ok(TokenClaim::AlreadyForwarded),
+            Entry::Occupied(mut entry) => {
+                entry.insert(expires_at);
+                Ok(TokenClaim::Recorded)
+            }
+            Entry::Vacant(_) if held >= max_tokens => Err(TokenError::Full(max_tokens)),
+            Entry::Vacant(entry) => {
+                entry.insert(expires_at);
+                Ok(TokenClaim::Recorded)
+            }
+        }
+    }
+
+    fn sweep_expired(&mut self, now: u64) -> usize {
+        let before = self.until.len();
+        self.until.retain(|_, until| *until > now);
+        before - self.until.len()
+    }
+}
+
 /// Pairs held in this process; lost on restart (clients then re-pair on their own).
 #[derive(Debug, Default)]
 pub struct MemoryPairStore {
     pairs: Mutex<Pairs>,
+    tokens: Mutex<Tokens>,
 }
 
 impl MemoryPairStore {
@@ -135,12 +191,28 @@ impl MemoryPairStore {
         MemoryPairStore::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pairs> {
-        // A panic while holding the lock cannot leave the maps inconsistent in a way
-        // that matters more than losing every pair, so recover the guard.
-        self.pairs
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Pairs> {
+        recover(&self.pairs)
+    }
+
+    fn lock_tokens(&self) -> MutexGuard<'_, Tokens> {
+        recover(&self.tokens)
+    }
+}
+
+/// A panic while holding a lock cannot leave the maps inconsistent in a way that
+/// matters more than losing every pair, so the guard is recovered.
+fn recover<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl MemoryPairStore {
+    /// Resend tokens held (live, or past their window and not yet swept).
+    #[cfg(test)]
+    fn token_count(&self) -> usize {
+        self.lock_tokens().until.len()
     }
 }
 
@@ -191,9 +263,24 @@ impl PairStore for MemoryPairStore {
         Box::pin(async move { outcome })
     }
 
-    fn sweep_expired(&self, now: u64) -> StoreFuture<'_, Result<usize, StoreError>> {
-        let removed = self.lock().sweep_expired(now);
-        Box::pin(async move { Ok(removed) })
+    fn record_token<'a>(
+        &'a self,
+        client_id: &'a str,
+        token: ResendToken,
+        now: u64,
+        expires_at: u64,
+        max_tokens: usize,
+    ) -> StoreFuture<'a, Result<TokenClaim, TokenError>> {
+        let outcome = self
+            .lock_tokens()
+            .record(client_id, &token, now, expires_at, max_tokens);
+        Box::pin(async move { outcome })
+    }
+
+    fn sweep_expired(&self, now: u64) -> StoreFuture<'_, Result<Swept, StoreError>> {
+        let pairs = self.lock().sweep_expired(now);
+        let tokens = self.lock_tokens().sweep_expired(now);
+        Box::pin(async move { Ok(Swept { pairs, tokens }) })
     }
 
     fn pair_count(&self) -> StoreFuture<'_, Result<usize, StoreError>> {
@@ -205,6 +292,7 @@ impl PairStore for MemoryPairStore {
 #[cfg(test)]
 mod tests {
     use mte_relay_protocol::keys::{EPOCH_LEN, PairKeys};
+    use mte_relay_protocol::registry::ErrorReason;
     use mte_relay_protocol::replay::ReplayError;
     use mte_relay_protocol::secret::Secret32;
 
@@ -318,13 +406,13 @@ mod tests {
             block(store.load(&key("alice", 1), 100)),
             Ok(Lookup::Expired)
         ));
-        assert_eq!(block(store.sweep_expired(100)).expect("sweep"), 1);
+        assert_eq!(block(store.sweep_expired(100)).expect("sweep").pairs, 1);
         assert!(matches!(
             block(store.load(&key("alice", 1), 100)),
             Ok(Lookup::Missing)
         ));
         assert_eq!(block(store.pair_count()).expect("count"), 1);
-        assert_eq!(block(store.sweep_expired(150)).expect("sweep"), 1);
+        assert_eq!(block(store.sweep_expired(150)).expect("sweep").pairs, 1);
         assert_eq!(block(store.pair_count()).expect("count"), 0);
         assert!(
             store.lock().clients.is_empty(),
@@ -384,5 +472,122 @@ mod tests {
             current.window.check(EPOCH_LEN).is_ok(),
             "its window is unmarked"
         );
+    }
+
+    fn record(store: &MemoryPairStore, client: &str, token: u8, now: u64) -> TokenClaim {
+        block(store.record_token(client, ResendToken([token; 16]), now, now + 60, 1_000))
+            .expect("recorded")
+    }
+
+    #[test]
+    fn a_token_is_recorded_once_per_client_within_its_window() {
+        let store = MemoryPairStore::new();
+        assert_eq!(record(&store, "alice", 1, 0), TokenClaim::Recorded);
+        assert_eq!(record(&store, "alice", 1, 59), TokenClaim::AlreadyForwarded);
+        assert_eq!(
+            record(&store, "bob", 1, 59),
+            TokenClaim::Recorded,
+            "another client's token is another token"
+        );
+        assert_eq!(
+            record(&store, "alice", 1, 60),
+            TokenClaim::Recorded,
+            "past its window the token is forgotten"
+        );
+        assert_eq!(record(&store, "alice", 1, 61), TokenClaim::AlreadyForwarded);
+    }
+
+    #[test]
+    fn tokens_past_the_cap_are_refused_until_swept() {
+        let store = MemoryPairStore::new();
+        let at = |token: u8, now: u64| {
+            block(store.record_token("alice", ResendToken([token; 16]), now, now + 10, 2))
+        };
+        assert!(matches!(at(1, 0), Ok(TokenClaim::Recorded)));
+        assert!(matches!(at(2, 0), Ok(TokenClaim::Recorded)));
+        assert!(matches!(at(3, 0), Err(TokenError::Full(2))));
+        assert_eq!(
+            at(3, 0).map_err(|error| error.reason()).err(),
+            Some(ErrorReason::Overloaded)
+        );
+        assert!(
+            matches!(at(1, 5), Ok(TokenClaim::AlreadyForwarded)),
+            "a held token is still answered at the cap"
+        );
+        let swept = block(store.sweep_expired(10)).expect("sweep");
+        assert_eq!(
+            swept,
+            Swept {
+                pairs: 0,
+                tokens: 2
+            }
+        );
+        assert_eq!(store.token_count(), 0);
+        assert!(matches!(at(3, 10), Ok(TokenClaim::Recorded)));
+    }
+
+    proptest::proptest! {
+        /// A random history of sends: a client (of three) sends a token (of four) some
+        /// seconds after the previous send, sometimes after a sweep. Whatever the
+        /// interleaving of clients, tokens and times, and wherever sweeps
+        /// fall, a token is recorded exactly when no copy of it was recorded for the same
+        /// client within the window: so at most one copy runs per window, and a resend
+        /// after the window runs again.
+        #[test]
+        fn a_token_runs_at_most_once_per_window(
+            sends in proptest::collection::vec(
+                (0u8..3, 0u8..4, 0u64..40, proptest::bool::ANY),
+                1..60,
+            ),
+        ) {
+            const WINDOW: u64 = 30;
+            let store = MemoryPairStore::new();
+            let mut recorded_at: HashMap<(u8, u8), u64> = HashMap::new();
+            let mut now = 0;
+            for (client, token, after, sweep) in sends {
+                now += after;
+                if sweep {
+                    block(store.sweep_expired(now)).expect("sweep");
+                }
+                let claim = block(store.record_token(
+                    &format!("client-{client}"),
+                    ResendToken([token; 16]),
+                    now,
+                    now + WINDOW,
+                    1_000,
+                ))
+                .expect("under the cap");
+                let expected = match recorded_at.get(&(client, token)) {
+                    Some(at) if now < at + WINDOW => TokenClaim::AlreadyForwarded,
+                    _ => TokenClaim::Recorded,
+                };
+                proptest::prop_assert_eq!(claim, expected, "client {} token {} at {}", client, token, now);
+                if expected == TokenClaim::Recorded {
+                    recorded_at.insert((client, token), now);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_resend_token_costs_at_most_96_bytes() {
+        // The token table is a hash map of 32-byte keys and 8-byte times; its buckets
+        // (plus one control byte each) are all it allocates, at a load between 7/16
+        // (just after growing) and 7/8. docs/operations.md quotes this bound.
+        let store = MemoryPairStore::new();
+        let mut worst = 0f64;
+        for n in 1..=200_000u32 {
+            let mut token = [0u8; 16];
+            token[..4].copy_from_slice(&n.to_be_bytes());
+            block(store.record_token("alice", ResendToken(token), 0, 60, usize::MAX))
+                .expect("recorded");
+            if n % 10_000 == 0 {
+                let tokens = store.lock_tokens();
+                let buckets = (tokens.until.capacity() * 8 / 7).next_power_of_two();
+                let bytes = buckets * (std::mem::size_of::<([u8; 32], u64)>() + 1);
+                worst = worst.max(bytes as f64 / f64::from(n));
+            }
+        }
+        assert!(worst <= 96.0, "{worst:.1} bytes per token");
     }
 }

@@ -14,6 +14,11 @@
 //! - every record carries a generation, assigned on insert, that `commit` must match,
 //!   so a request that loaded one record cannot mark or advance a later record under
 //!   the same key (after expiry or eviction and a new pairing).
+//!
+//! The store also remembers, for the resend window, the resend token of every
+//! non-idempotent request the relay forwarded, per client id ([`PairStore::record_token`]),
+//! so that a resend of a request that already ran is refused however it arrives: on
+//! another pair, or at another replica sharing the store.
 
 mod memory;
 mod sweeper;
@@ -21,7 +26,7 @@ mod sweeper;
 use std::future::Future;
 use std::pin::Pin;
 
-use mte_relay_protocol::ids::PairId;
+use mte_relay_protocol::ids::{PairId, ResendToken};
 use mte_relay_protocol::keys::{MteRatchet, PairKeys};
 use mte_relay_protocol::registry::ErrorReason;
 use mte_relay_protocol::replay::{ReplayError, ReplayWindow};
@@ -149,6 +154,45 @@ impl InsertError {
     }
 }
 
+/// What recording a resend token found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenClaim {
+    /// The token was new for this client; it is now recorded and the request may go on.
+    Recorded,
+    /// The token is recorded already: an earlier copy of this request was forwarded.
+    AlreadyForwarded,
+}
+
+/// Why a resend token could not be recorded. Nothing has been forwarded.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The store holds its cap of live tokens.
+    #[error("the relay remembers its maximum of {0} resend tokens")]
+    Full(usize),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl TokenError {
+    /// The registry reason the relay answers with.
+    pub fn reason(&self) -> ErrorReason {
+        match self {
+            TokenError::Full(_) => ErrorReason::Overloaded,
+            TokenError::Store(error) => error.reason(),
+        }
+    }
+}
+
+/// What one sweep removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Expired pairs, with their key material.
+    pub pairs: usize,
+    /// Resend tokens past their window.
+    pub tokens: usize,
+}
+
 /// Why committing a sequence number failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
@@ -208,9 +252,23 @@ pub trait PairStore: Send + Sync + std::fmt::Debug + 'static {
         ratchet: Option<MteRatchet>,
     ) -> StoreFuture<'a, Result<(), CommitError>>;
 
+    /// Records `token` for `client_id` until Unix time `expires_at`, unless it is
+    /// recorded already (and not expired at `now`): atomically, so of two copies of
+    /// one request racing here, exactly one is [`TokenClaim::Recorded`]. Refused
+    /// without recording when `max_tokens` live tokens are held.
+    fn record_token<'a>(
+        &'a self,
+        client_id: &'a str,
+        token: ResendToken,
+        now: u64,
+        expires_at: u64,
+        max_tokens: usize,
+    ) -> StoreFuture<'a, Result<TokenClaim, TokenError>>;
+
     /// Removes every pair whose time to live ran out at Unix time `now`, with its key
-    /// material; returns how many. Stores whose backend expires keys itself return 0.
-    fn sweep_expired(&self, now: u64) -> StoreFuture<'_, Result<usize, StoreError>>;
+    /// material, and every resend token past its window. Stores whose backend expires
+    /// keys itself remove nothing.
+    fn sweep_expired(&self, now: u64) -> StoreFuture<'_, Result<Swept, StoreError>>;
 
     /// Number of pairs held (live, or expired and not yet swept), for logs and metrics.
     fn pair_count(&self) -> StoreFuture<'_, Result<usize, StoreError>>;

@@ -46,16 +46,19 @@ impl Drop for Sweeper {
 }
 
 async fn sweep_once(store: &dyn PairStore) {
-    let removed = match store.sweep_expired(unix_now()).await {
-        Ok(removed) => removed,
+    let swept = match store.sweep_expired(unix_now()).await {
+        Ok(swept) => swept,
         Err(error) => {
             tracing::warn!(%error, "pair sweep failed; expired pairs stay until the next one");
             return;
         }
     };
+    let (removed, tokens_removed) = (swept.pairs, swept.tokens);
     match store.pair_count().await {
-        Ok(pairs) => tracing::info!(removed, pairs, "pair sweep"),
-        Err(error) => tracing::warn!(removed, %error, "pair sweep: cannot count pairs"),
+        Ok(pairs) => tracing::info!(removed, tokens_removed, pairs, "pair sweep"),
+        Err(error) => {
+            tracing::warn!(removed, tokens_removed, %error, "pair sweep: cannot count pairs");
+        }
     }
 }
 

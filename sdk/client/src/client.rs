@@ -11,12 +11,15 @@ use mte_relay_protocol::message::{RequestContext, SealError};
 use mte_relay_protocol::{ClientReaction, ErrorReason};
 
 use crate::builder::{Config, RelayClientBuilder};
-use crate::error::ClientError;
+use crate::error::{ClientError, RequestOutcome};
 use crate::pool::Pair;
-use crate::reaction::{backoff_delay, may_retry, read_registry_error, registry_reason};
+use crate::reaction::{
+    ResendFacts, backoff_delay, may_retry, read_registry_error, registry_reason,
+};
 use crate::request::{
     AttemptSource, EncryptingBody, RequestBody, check_mte_body_len, outer_request, request_head,
 };
+use crate::resend::ResendGuard;
 use crate::response::{Body, decrypt_response};
 use crate::session::Session;
 use crate::transport::Transport;
@@ -47,19 +50,38 @@ impl std::fmt::Debug for RelayClient {
 struct AttemptFailure {
     error: ClientError,
     pair: Option<Arc<Pair>>,
+    /// Whether any of the request may have left the client.
+    sent: bool,
 }
 
 impl From<ClientError> for AttemptFailure {
     fn from(error: ClientError) -> Self {
-        AttemptFailure { error, pair: None }
+        AttemptFailure {
+            error,
+            pair: None,
+            sent: false,
+        }
+    }
+}
+
+impl AttemptFailure {
+    /// What this attempt tells about the upstream: nothing ran when nothing was sent.
+    fn outcome(&self) -> RequestOutcome {
+        if self.sent {
+            self.error.outcome()
+        } else {
+            RequestOutcome::NotRun
+        }
     }
 }
 
 /// One request as the caller gave it, ready to be sealed for any pair.
 struct Prepared {
     method: Method,
+    /// The head without its `not_after`, which the first attempt fixes.
     head: RequestHead,
     mode: Mode,
+    guard: ResendGuard,
 }
 
 impl RelayClient {
@@ -121,11 +143,13 @@ impl RelayClient {
     ///
     /// When the relay answers with a registry error the client reacts as the protocol
     /// prescribes (replaces the pair, gets a new client id and re-pairs, or backs off)
-    /// and sends the request once more if that is safe: the relay guarantees the
-    /// upstream saw nothing, or the method is idempotent and the body replayable. A
-    /// connection that fails before anything was sent is retried, and so is one that
-    /// closed without answering when repeating is harmless. At most one retry of each
-    /// kind; the failure after that is returned.
+    /// and sends the request once more if that is safe: the method is idempotent and
+    /// the body replayable, or the copy carries the request's resend token within the
+    /// relay's resend window (the relay then runs it at most once), or the relay said,
+    /// authenticated, that it forwarded nothing. A connection that fails before
+    /// anything was sent is retried, and so is one that closed without answering under
+    /// the same rules. At most one retry of each kind; the failure after that is
+    /// returned, and [`ClientError::outcome`] says whether the upstream got the request.
     pub async fn send<B>(&self, request: Request<B>) -> Result<Response<Body>, ClientError>
     where
         B: Into<RequestBody>,
@@ -140,7 +164,9 @@ impl RelayClient {
         if mode == Mode::Mte {
             check_mte_body_len(body.known_len())?;
         }
-        let head = request_head(&parts.uri, &parts.headers)?;
+        let guard = ResendGuard::new();
+        let mut head = request_head(&parts.uri, &parts.headers)?;
+        head.token = guard.token();
         // Validate the head once, so that an invalid one burns no sequence number.
         head.encode_into(&mut Vec::new())
             .map_err(|error| ClientError::invalid_request(format!("request head: {error}")))?;
@@ -148,6 +174,7 @@ impl RelayClient {
             method: parts.method,
             head,
             mode,
+            guard,
         };
         let replayable = body.is_replayable();
 
@@ -160,20 +187,38 @@ impl RelayClient {
         // gone, then it no longer knows the pair). Never more, so no request loops.
         let mut retried_registry = false;
         let mut retried_transport = false;
+        // An earlier attempt that may have reached the upstream, its fate unresolved.
+        let mut earlier_unknown = false;
         loop {
             let failure = match self.attempt(&prepared, source, preferred.take()).await {
                 Ok(response) => return Ok(response),
                 Err(failure) => failure,
             };
+            // An attempt refused before forwarding says nothing about an earlier one.
+            let outcome = match failure.outcome() {
+                RequestOutcome::NotRun if earlier_unknown => RequestOutcome::Unknown,
+                outcome => outcome,
+            };
+            earlier_unknown = outcome == RequestOutcome::Unknown;
+            let error = failure.error.with_outcome(outcome);
+            let failure = AttemptFailure { error, ..failure };
+
             let already_retried = match failure.error {
                 ClientError::Transport { .. } => &mut retried_transport,
                 _ => &mut retried_registry,
             };
-            let retry =
-                !*already_retried && may_retry(&failure.error, &prepared.method, replayable);
+            let facts = |session: &Session| {
+                let identity = session.identity();
+                let guarded = prepared.guard.guards_a_resend(identity.as_deref());
+                ResendFacts::new(&prepared.method, replayable, guarded)
+            };
+            let session = &self.shared.session;
+            let retry = !*already_retried && may_retry(&failure.error, facts(session));
             // Repair state for later requests even when this one is not retried.
             preferred = self.react(&failure, retry).await;
-            if !retry {
+            // The reaction may have changed the client id (this request's or another's),
+            // which leaves the token's scope: decide again.
+            if !retry || !may_retry(&failure.error, facts(session)) {
                 return Err(failure.error);
             }
             *already_retried = true;
@@ -224,10 +269,21 @@ impl RelayClient {
             .reserve_preferring(prepared.mode, preferred)
             .await?;
         let pair = Arc::clone(&reservation.pair);
+        let unsent = |error: ClientError| AttemptFailure {
+            error,
+            pair: Some(Arc::clone(&pair)),
+            sent: false,
+        };
         let with_pair = |error: ClientError| AttemptFailure {
             error,
             pair: Some(Arc::clone(&pair)),
+            sent: true,
         };
+        let identity = shared.session.identity().ok_or_else(|| {
+            unsent(ClientError::protocol(
+                "the client id was dropped while the request was prepared",
+            ))
+        })?;
 
         let has_body = !matches!(source, AttemptSource::Empty);
         let header = RelayHeader {
@@ -240,32 +296,34 @@ impl RelayClient {
         let method = prepared.method.as_str();
         let context =
             RequestContext::new(reservation.secret, &header, method, &shared.config.domain);
+        let head = RequestHead {
+            not_after: prepared.guard.not_after(&identity),
+            ..prepared.head.clone()
+        };
         let sealed = context
-            .seal_head(&prepared.head)
-            .map_err(|error| with_pair(seal_failure(error)))?;
+            .seal_head(&head)
+            .map_err(|error| unsent(seal_failure(error)))?;
         // The relay announces its own, possibly lower, limit: refuse here rather than
         // send a head it will refuse (the sequence number is only skipped, never reused).
-        if let Some(identity) = shared.session.identity() {
-            let limit = identity.capabilities.limits.max_head_block;
-            if sealed.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
-                return Err(with_pair(ClientError::invalid_request(format!(
-                    "request head is too large: {} characters sealed, the relay's limit is \
-                     {limit} (`{}`)",
-                    sealed.len(),
-                    ErrorReason::HeadTooLarge
-                ))));
-            }
+        let limit = identity.capabilities.limits.max_head_block;
+        if sealed.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
+            return Err(unsent(ClientError::invalid_request(format!(
+                "request head is too large: {} characters sealed, the relay's limit is \
+                 {limit} (`{}`)",
+                sealed.len(),
+                ErrorReason::HeadTooLarge
+            ))));
         }
         let body = EncryptingBody::new(source, context.body_encoder());
         let request = outer_request(
-            shared.config.uri("/").map_err(with_pair)?,
+            shared.config.uri("/").map_err(unsent)?,
             prepared.method.clone(),
             &header,
             sealed,
             &shared.config.extra_headers,
             body,
         )
-        .map_err(with_pair)?;
+        .map_err(unsent)?;
 
         let response = shared.transport.send(request).await.map_err(with_pair)?;
         // A sealed head, when there is one, is the answer: an error token in the clear

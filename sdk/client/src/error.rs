@@ -7,6 +7,24 @@ use mte_relay_protocol::ErrorReason;
 /// A boxed error from a body or a transport layer.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// What a caller can know, after a failure, about whether the upstream received the
+/// request: the question to answer before sending a payment or an order again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RequestOutcome {
+    /// The request did not reach the upstream: nothing was sent, or the relay said
+    /// (authenticated) that it refused before forwarding, and no earlier attempt may
+    /// have reached it. Sending it again cannot repeat a side effect.
+    NotRun,
+    /// The relay said (authenticated) that a copy of this request, with the same
+    /// resend token, was forwarded to the upstream; only its response was lost. Do not
+    /// send it again.
+    Ran,
+    /// Either may be true: the failure came after the request left (a reset, a
+    /// timeout, an answer that did not authenticate), or it is an error anyone on the
+    /// path could have forged. Find out from the upstream before sending it again.
+    Unknown,
+}
+
 /// Everything that can go wrong while talking to a relay.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -22,8 +40,11 @@ pub enum ClientError {
         /// True when the connection closed before any response arrived: typically a
         /// kept-alive connection the relay had already closed (it restarted, or timed
         /// the connection out). Whether the relay processed the request is unknown, so
-        /// resending is safe only for an idempotent method with a replayable body.
+        /// resending is safe only for an idempotent method with a replayable body, or
+        /// with the request's resend token.
         closed_before_response: bool,
+        /// Whether the upstream received the request, over every attempt.
+        outcome: RequestOutcome,
         /// The underlying error.
         #[source]
         source: Option<BoxError>,
@@ -43,6 +64,8 @@ pub enum ClientError {
         status: u16,
         /// The delay the relay asked for in `Retry-After`, when it sent one.
         retry_after: Option<Duration>,
+        /// Whether the upstream received the request, over every attempt.
+        outcome: RequestOutcome,
     },
     /// The relay's answer violates the protocol: a document or message that does not
     /// decode or authenticate, an unsupported version, a pairing confirmation mismatch.
@@ -53,6 +76,8 @@ pub enum ClientError {
         /// The protocol crate's error, when there is one.
         #[source]
         source: Option<BoxError>,
+        /// Whether the upstream received the request, over every attempt.
+        outcome: RequestOutcome,
     },
     /// The request cannot be sent through the relay as given (an invalid header, a head
     /// or body over a protocol limit, a bad base URL). Nothing was sent.
@@ -72,14 +97,55 @@ impl ClientError {
         }
     }
 
-    /// True when the request certainly did not reach the upstream, so sending it again
-    /// cannot repeat a side effect.
-    pub fn is_retry_safe(&self) -> bool {
+    /// Whether the upstream received the request.
+    pub fn outcome(&self) -> RequestOutcome {
         match self {
-            ClientError::Transport { retry_safe, .. } => *retry_safe,
-            ClientError::Registry { reason, .. } => reason.upstream_untouched(),
-            ClientError::Protocol { .. } => false,
-            ClientError::InvalidRequest { .. } => true,
+            ClientError::Transport { outcome, .. }
+            | ClientError::Registry { outcome, .. }
+            | ClientError::Protocol { outcome, .. } => *outcome,
+            ClientError::InvalidRequest { .. } => RequestOutcome::NotRun,
+        }
+    }
+
+    /// True when the request certainly did not reach the upstream, so sending it again
+    /// cannot repeat a side effect ([`RequestOutcome::NotRun`]).
+    pub fn is_retry_safe(&self) -> bool {
+        self.outcome() == RequestOutcome::NotRun
+    }
+
+    /// The same error with `outcome` (the send loop knows what one attempt cannot: that
+    /// nothing was sent, or that an earlier attempt may have run).
+    pub(crate) fn with_outcome(mut self, new: RequestOutcome) -> Self {
+        match &mut self {
+            ClientError::Transport { outcome, .. }
+            | ClientError::Registry { outcome, .. }
+            | ClientError::Protocol { outcome, .. } => *outcome = new,
+            ClientError::InvalidRequest { .. } => {}
+        }
+        self
+    }
+
+    /// A registry error as received. Only an authenticated one tells anything about the
+    /// upstream: any other may have been forged on the path.
+    pub(crate) fn registry(
+        reason: ErrorReason,
+        message: String,
+        authenticated: bool,
+        status: u16,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        let outcome = match (authenticated, reason) {
+            (true, ErrorReason::AlreadyProcessed) => RequestOutcome::Ran,
+            (true, reason) if reason.upstream_untouched() => RequestOutcome::NotRun,
+            _ => RequestOutcome::Unknown,
+        };
+        ClientError::Registry {
+            reason,
+            message,
+            authenticated,
+            status,
+            retry_after,
+            outcome,
         }
     }
 
@@ -92,6 +158,11 @@ impl ClientError {
             message: message.into(),
             retry_safe,
             closed_before_response: false,
+            outcome: if retry_safe {
+                RequestOutcome::NotRun
+            } else {
+                RequestOutcome::Unknown
+            },
             source: Some(source.into()),
         }
     }
@@ -105,6 +176,7 @@ impl ClientError {
             message: message.into(),
             retry_safe: false,
             closed_before_response: true,
+            outcome: RequestOutcome::Unknown,
             source: Some(source.into()),
         }
     }
@@ -113,6 +185,7 @@ impl ClientError {
         ClientError::Protocol {
             message: message.into(),
             source: None,
+            outcome: RequestOutcome::Unknown,
         }
     }
 
@@ -120,6 +193,7 @@ impl ClientError {
         ClientError::Protocol {
             message: message.into(),
             source: Some(source.into()),
+            outcome: RequestOutcome::Unknown,
         }
     }
 
@@ -136,19 +210,34 @@ mod tests {
 
     #[test]
     fn classes_report_reason_and_retry_safety() {
-        let registry = |reason| ClientError::Registry {
-            reason,
-            authenticated: false,
-            message: String::new(),
-            status: reason.status(),
-            retry_after: None,
+        let registry = |reason: ErrorReason, authenticated| {
+            ClientError::registry(reason, String::new(), authenticated, reason.status(), None)
         };
         assert_eq!(
-            registry(ErrorReason::PairUnknown).reason(),
+            registry(ErrorReason::PairUnknown, false).reason(),
             Some(ErrorReason::PairUnknown)
         );
-        assert!(registry(ErrorReason::PairUnknown).is_retry_safe());
-        assert!(!registry(ErrorReason::DecodeFailed).is_retry_safe());
+        assert_eq!(
+            registry(ErrorReason::PairUnknown, false).outcome(),
+            RequestOutcome::Unknown,
+            "an unauthenticated error may be forged over a request that ran"
+        );
+        assert!(registry(ErrorReason::RouteNotFound, true).is_retry_safe());
+        assert!(!registry(ErrorReason::DecodeFailed, true).is_retry_safe());
+        assert_eq!(
+            registry(ErrorReason::AlreadyProcessed, true).outcome(),
+            RequestOutcome::Ran
+        );
+        assert_eq!(
+            registry(ErrorReason::AlreadyProcessed, false).outcome(),
+            RequestOutcome::Unknown
+        );
+        assert_eq!(
+            registry(ErrorReason::RouteNotFound, true)
+                .with_outcome(RequestOutcome::Unknown)
+                .outcome(),
+            RequestOutcome::Unknown
+        );
 
         let refused = ClientError::transport("connect", true, "refused");
         assert!(refused.is_retry_safe());

@@ -7,7 +7,10 @@
 //!
 //! The client keeps a pool of pairs used round-robin, reacts to the relay's registry
 //! errors as the protocol prescribes (replace a pair, re-identify and re-pair, back off)
-//! and retries a request once when that cannot repeat a side effect.
+//! and retries a request once when that cannot repeat a side effect: every request
+//! carries a resend token, and the relay runs a non-idempotent request with a given
+//! token at most once. A failure says, in [`ClientError::outcome`], whether the
+//! upstream got the request ([`RequestOutcome`]).
 //!
 //! ```no_run
 //! use mte_relay_client::{Mode, RelayClient};
@@ -48,13 +51,14 @@ mod error;
 mod pool;
 mod reaction;
 mod request;
+mod resend;
 mod response;
 mod session;
 mod transport;
 
 pub use builder::{DEFAULT_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_PAIRS, RelayClientBuilder};
 pub use client::RelayClient;
-pub use error::{BoxError, ClientError};
+pub use error::{BoxError, ClientError, RequestOutcome};
 pub use mte_relay_protocol::capabilities::Capabilities;
 /// The encode mode; insert one into a request's extensions to override the default.
 pub use mte_relay_protocol::header::Mode;

@@ -8,7 +8,7 @@ use http::header::{HeaderMap, RETRY_AFTER};
 use http::{Method, Response};
 use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Limited};
-use mte_relay_protocol::registry::parse_error_header;
+use mte_relay_protocol::registry::{is_idempotent, parse_error_header};
 use mte_relay_protocol::{ClientReaction, ERROR_HEADER, ErrorBody, ErrorReason};
 
 use crate::builder::DEFAULT_BACKOFF;
@@ -43,35 +43,65 @@ pub(crate) fn backoff_delay(retry_after: Option<Duration>, max: Duration) -> Dur
     retry_after.unwrap_or(DEFAULT_BACKOFF).min(max)
 }
 
-/// Methods whose repetition has the same effect as one request (RFC 9110 §9.2.2).
-pub(crate) fn is_idempotent(method: &Method) -> bool {
-    [
-        Method::GET,
-        Method::HEAD,
-        Method::OPTIONS,
-        Method::PUT,
-        Method::DELETE,
-        Method::TRACE,
-    ]
-    .contains(method)
+/// What, besides the failure, decides whether a request may be sent once more.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ResendFacts {
+    /// The method's repetition has the effect of one request (RFC 9110 §9.2.2).
+    pub idempotent: bool,
+    /// The body can be sent again.
+    pub body_replayable: bool,
+    /// The relay would recognise the copy by its resend token and refuse it if an
+    /// earlier copy ran (same client id, before the deadline).
+    pub token_guarded: bool,
 }
 
-/// Whether a request that failed with `error` may be sent once more. A registry error
-/// qualifies when its reaction can fix the cause and either the relay guarantees the
-/// upstream saw nothing, or repeating is harmless (idempotent method, replayable body).
-/// A transport error qualifies when nothing was sent, or when the connection closed
-/// before any answer and repeating is harmless.
-pub(crate) fn may_retry(error: &ClientError, method: &Method, body_replayable: bool) -> bool {
+impl ResendFacts {
+    pub(crate) fn new(method: &Method, body_replayable: bool, token_guarded: bool) -> Self {
+        ResendFacts {
+            idempotent: is_idempotent(method.as_str()),
+            body_replayable,
+            token_guarded,
+        }
+    }
+
+    /// Repeating the request is harmless whatever happened to the first copy.
+    fn harmless(self) -> bool {
+        self.idempotent && self.body_replayable
+    }
+}
+
+/// Whether a request that failed with `error` may be sent once more.
+///
+/// - A registry error qualifies when its reaction can fix the cause, and repeating is
+///   harmless (idempotent method, replayable body), or the relay would refuse a second
+///   run by the resend token, or the relay said authenticated that it forwarded nothing.
+///   A reaction that takes a new client id leaves the token's scope, so after it only
+///   harmless repeats are made.
+/// - A transport error qualifies when nothing was sent, or when the connection closed
+///   before any answer and repeating is harmless or guarded by the token.
+pub(crate) fn may_retry(error: &ClientError, facts: ResendFacts) -> bool {
+    let guarded = facts.token_guarded && facts.body_replayable;
     match error {
-        ClientError::Registry { reason, .. } => {
-            reason.reaction() != ClientReaction::Surface
-                && (reason.upstream_untouched() || (is_idempotent(method) && body_replayable))
+        ClientError::Registry {
+            reason,
+            authenticated,
+            ..
+        } => {
+            let genuinely_untouched =
+                reason.upstream_untouched() && (facts.idempotent || *authenticated);
+            match reason.reaction() {
+                ClientReaction::Surface => false,
+                ClientReaction::ReIdentify => facts.harmless() || genuinely_untouched,
+                ClientReaction::ReplacePair | ClientReaction::BackOff => {
+                    facts.harmless() || guarded || genuinely_untouched
+                }
+            }
         }
         ClientError::Transport {
             retry_safe,
             closed_before_response,
             ..
-        } => *retry_safe || (*closed_before_response && is_idempotent(method) && body_replayable),
+        } => *retry_safe || (*closed_before_response && (facts.harmless() || guarded)),
         ClientError::Protocol { .. } | ClientError::InvalidRequest { .. } => false,
     }
 }
@@ -98,13 +128,7 @@ where
     let message = serde_json::from_slice::<ErrorBody>(&body)
         .map(|parsed| parsed.message.chars().take(ERROR_MESSAGE_LIMIT).collect())
         .unwrap_or_default();
-    ClientError::Registry {
-        reason,
-        message,
-        authenticated,
-        status,
-        retry_after,
-    }
+    ClientError::registry(reason, message, authenticated, status, retry_after)
 }
 
 #[cfg(test)]
@@ -119,13 +143,16 @@ mod tests {
     }
 
     fn registry(reason: ErrorReason) -> ClientError {
-        ClientError::Registry {
-            reason,
-            authenticated: false,
-            message: String::new(),
-            status: reason.status(),
-            retry_after: None,
-        }
+        ClientError::registry(reason, String::new(), false, reason.status(), None)
+    }
+
+    fn sealed(reason: ErrorReason) -> ClientError {
+        ClientError::registry(reason, String::new(), true, reason.status(), None)
+    }
+
+    /// A request of `method` with a replayable body or not, guarded by its token or not.
+    fn facts(method: Method, body_replayable: bool, token_guarded: bool) -> ResendFacts {
+        ResendFacts::new(&method, body_replayable, token_guarded)
     }
 
     #[test]
@@ -165,73 +192,120 @@ mod tests {
     }
 
     #[test]
-    fn untouched_errors_with_a_fixing_reaction_always_retry() {
+    fn a_post_is_resent_after_an_unauthenticated_error_only_under_its_token() {
         for reason in [
             ErrorReason::PairUnknown,
             ErrorReason::PairExpired,
-            ErrorReason::ClientIdInvalid,
-            ErrorReason::ClientIdExpired,
             ErrorReason::Overloaded,
+            ErrorReason::StoreUnavailable,
+            ErrorReason::DecodeFailed,
+            ErrorReason::Replay,
         ] {
+            let error = registry(reason);
             assert!(
-                may_retry(&registry(reason), &Method::POST, false),
+                may_retry(&error, facts(Method::POST, true, true)),
+                "{reason}: the relay refuses a second run by the token"
+            );
+            assert!(
+                !may_retry(&error, facts(Method::POST, true, false)),
+                "{reason}: without the token's guard the error may be forged over a run"
+            );
+        }
+    }
+
+    #[test]
+    fn a_new_client_id_leaves_the_tokens_scope() {
+        for reason in [ErrorReason::ClientIdInvalid, ErrorReason::ClientIdExpired] {
+            let error = registry(reason);
+            assert!(
+                !may_retry(&error, facts(Method::POST, true, true)),
+                "{reason}: a POST is not resent under another client id"
+            );
+            assert!(
+                may_retry(&error, facts(Method::GET, true, false)),
                 "{reason}"
             );
         }
     }
 
     #[test]
-    fn touched_errors_retry_only_idempotent_replayable_requests() {
-        // `replay` too: a duplicate means an earlier copy was accepted.
-        for reason in [ErrorReason::DecodeFailed, ErrorReason::Replay] {
+    fn an_authenticated_untouched_error_is_resent_without_a_guard() {
+        for reason in [ErrorReason::Overloaded, ErrorReason::StoreUnavailable] {
+            assert!(
+                may_retry(&sealed(reason), facts(Method::POST, true, false)),
+                "{reason}: the relay said it forwarded nothing"
+            );
+        }
+    }
+
+    #[test]
+    fn idempotent_replayable_requests_retry_on_any_fixable_error() {
+        for reason in [
+            ErrorReason::DecodeFailed,
+            ErrorReason::Replay,
+            ErrorReason::PairUnknown,
+        ] {
             let error = registry(reason);
-            assert!(may_retry(&error, &Method::PUT, true), "{reason}");
-            assert!(may_retry(&error, &Method::GET, true), "{reason}");
             assert!(
-                !may_retry(&error, &Method::PUT, false),
-                "{reason}: streaming body"
+                may_retry(&error, facts(Method::PUT, true, false)),
+                "{reason}"
             );
             assert!(
-                !may_retry(&error, &Method::POST, true),
-                "{reason}: not idempotent"
+                may_retry(&error, facts(Method::GET, true, false)),
+                "{reason}"
             );
             assert!(
-                !may_retry(&error, &Method::PATCH, true),
+                !may_retry(&error, facts(Method::PATCH, true, false)),
                 "{reason}: not idempotent"
             );
         }
+        assert!(
+            !may_retry(
+                &registry(ErrorReason::DecodeFailed),
+                facts(Method::PUT, false, false)
+            ),
+            "a streamed body cannot be repeated"
+        );
     }
 
     #[test]
     fn surfaced_reasons_never_retry() {
         for &reason in ErrorReason::ALL {
             if reason.reaction() == ClientReaction::Surface {
-                assert!(
-                    !may_retry(&registry(reason), &Method::GET, true),
-                    "{reason}"
-                );
+                for error in [registry(reason), sealed(reason)] {
+                    assert!(
+                        !may_retry(&error, facts(Method::GET, true, true)),
+                        "{reason}"
+                    );
+                }
             }
         }
     }
 
     #[test]
-    fn transport_errors_retry_when_nothing_was_sent_or_repeating_is_harmless() {
+    fn transport_errors_retry_when_nothing_was_sent_or_repeating_is_harmless_or_guarded() {
         let refused = ClientError::transport("connect", true, "refused");
         let reset = ClientError::transport("read", false, "reset");
-        assert!(may_retry(&refused, &Method::POST, false));
-        assert!(!may_retry(&reset, &Method::GET, true));
+        assert!(may_retry(&refused, facts(Method::POST, false, false)));
+        assert!(!may_retry(&reset, facts(Method::GET, true, true)));
         let unanswered = ClientError::connection_closed("no answer", "closed");
-        assert!(may_retry(&unanswered, &Method::GET, true));
-        assert!(may_retry(&unanswered, &Method::PUT, true));
+        assert!(may_retry(&unanswered, facts(Method::GET, true, false)));
+        assert!(may_retry(&unanswered, facts(Method::PUT, true, false)));
         assert!(
-            !may_retry(&unanswered, &Method::POST, true),
-            "not idempotent"
+            may_retry(&unanswered, facts(Method::POST, true, true)),
+            "guarded"
         );
-        assert!(!may_retry(&unanswered, &Method::PUT, false), "body gone");
+        assert!(
+            !may_retry(&unanswered, facts(Method::POST, true, false)),
+            "not idempotent, not guarded"
+        );
+        assert!(
+            !may_retry(&unanswered, facts(Method::PUT, false, true)),
+            "body gone"
+        );
         assert!(!may_retry(
             &ClientError::protocol("bad"),
-            &Method::GET,
-            true
+            facts(Method::GET, true, true)
         ));
     }
 
@@ -252,6 +326,7 @@ mod tests {
             status,
             retry_after,
             authenticated,
+            ..
         } = error
         else {
             panic!("registry error expected");

@@ -246,11 +246,13 @@ pub(crate) fn origin_form(uri: &Uri) -> Result<String, ClientError> {
     Ok(target.to_owned())
 }
 
-/// The protected head of a request: its target and end-to-end headers.
+/// The protected head of a request: its target and end-to-end headers (the caller
+/// adds the resend token and deadline).
 pub(crate) fn request_head(uri: &Uri, headers: &HeaderMap) -> Result<RequestHead, ClientError> {
     Ok(RequestHead {
         path: origin_form(uri)?,
         headers: end_to_end_headers(headers),
+        ..RequestHead::default()
     })
 }
 

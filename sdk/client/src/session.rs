@@ -36,6 +36,15 @@ const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 pub(crate) struct Identity {
     pub client_id: Arc<str>,
     pub capabilities: Capabilities,
+    /// The relay's clock minus ours, in seconds, as of the capabilities document.
+    pub relay_clock_offset: i64,
+}
+
+impl Identity {
+    /// Our estimate of the relay's Unix time.
+    pub fn relay_now(&self) -> u64 {
+        crate::resend::local_unix_now().saturating_add_signed(self.relay_clock_offset)
+    }
 }
 
 /// A sequence number reserved on a pair, with its message secret.
@@ -229,9 +238,11 @@ impl Session {
                 "the relay issued a client id that is not 1 to 128 base64url characters",
             ));
         }
+        let relay_clock_offset = crate::resend::clock_offset(capabilities.server_time);
         let identity = Arc::new(Identity {
             client_id: Arc::from(capabilities.client_id.as_str()),
             capabilities,
+            relay_clock_offset,
         });
         self.set_identity(Some(Arc::clone(&identity)));
         Ok(identity)

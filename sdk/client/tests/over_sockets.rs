@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use http_body_util::channel::Channel;
-use mte_relay_client::{ClientError, ErrorReason, Mode, RelayClient, RequestBody};
+use mte_relay_client::{ClientError, ErrorReason, Mode, RelayClient, RequestBody, RequestOutcome};
 use support::{Fault, Fixture, Options, State};
 
 /// Fails a test that hangs instead of letting it block the suite; not a timing check.
@@ -347,9 +347,8 @@ async fn an_invalid_client_id_leads_to_a_new_id_and_new_pairs() {
     let old_pairs: HashSet<_> = client.pair_ids().into_iter().collect();
     fixture.state.push_fault(Fault::RotateClientIdSecret);
 
-    let response = within_watchdog(client.send(post("/orders", "x")))
-        .await
-        .expect("retried");
+    let put = Request::put("/orders/1").body("x").expect("request");
+    let response = within_watchdog(client.send(put)).await.expect("retried");
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(fixture.state.refusals(), [ErrorReason::ClientIdInvalid]);
     assert_ne!(client.client_id().expect("id"), old_id);
@@ -359,11 +358,26 @@ async fn an_invalid_client_id_leads_to_a_new_id_and_new_pairs() {
         client.pair_ids().iter().all(|id| !old_pairs.contains(id)),
         "all re-paired"
     );
+
+    // A POST is not resent under a new client id: the relay scopes resend tokens by
+    // client id, so it could not recognise the copy.
+    fixture.state.push_fault(Fault::RotateClientIdSecret);
+    let error = within_watchdog(client.send(post("/orders", "x")))
+        .await
+        .expect_err("not resent");
+    assert_eq!(error.reason(), Some(ErrorReason::ClientIdInvalid));
+    assert_eq!(error.outcome(), RequestOutcome::Unknown, "{error:?}");
+    assert_eq!(State::count(&fixture.state.capability_requests), 3);
 }
 
 #[tokio::test]
 async fn touched_failures_are_retried_only_for_idempotent_replayable_requests() {
-    let fixture = support::start(Options::default()).await;
+    // A relay that keeps no resend tokens: a POST has no guard against running twice.
+    let fixture = support::start(Options {
+        resend_window_secs: 0,
+        ..Options::default()
+    })
+    .await;
     let client = client(&fixture);
     let state = &fixture.state;
     client.connect().await.expect("connects");
@@ -411,10 +425,14 @@ async fn untouched_failures_are_retried_even_for_post() {
 }
 
 #[tokio::test]
-async fn a_replay_is_not_retried_for_post() {
+async fn a_replay_is_not_retried_for_post_without_a_resend_window() {
     // A client never reuses a sequence number, so `replay` means an earlier copy was
-    // accepted: resending a POST could run it twice.
-    let fixture = support::start(Options::default()).await;
+    // accepted: resending a POST to a relay that keeps no tokens could run it twice.
+    let fixture = support::start(Options {
+        resend_window_secs: 0,
+        ..Options::default()
+    })
+    .await;
     let client = client(&fixture);
     fixture.state.push_fault(registry(ErrorReason::Replay));
     let error = within_watchdog(client.send(post("/pay", "10")))
@@ -606,8 +624,12 @@ async fn an_unanswered_idempotent_request_is_sent_again_on_a_new_connection() {
 }
 
 #[tokio::test]
-async fn an_unanswered_post_is_surfaced_since_the_relay_may_have_processed_it() {
-    let fixture = support::start(Options::default()).await;
+async fn an_unanswered_post_is_surfaced_when_the_relay_keeps_no_resend_tokens() {
+    let fixture = support::start(Options {
+        resend_window_secs: 0,
+        ..Options::default()
+    })
+    .await;
     let client = client(&fixture);
     client.connect().await.expect("connects");
     fixture.state.push_fault(Fault::HangUp);
@@ -626,12 +648,68 @@ async fn an_unanswered_post_is_surfaced_since_the_relay_may_have_processed_it() 
         "{error:?}"
     );
     assert!(!error.is_retry_safe());
+    assert_eq!(error.outcome(), RequestOutcome::Unknown);
     assert_eq!(State::count(&fixture.state.mte_requests), 1, "sent once");
     // The client stays usable: the next request takes a new connection.
     let response = within_watchdog(client.send(post("/orders", "again")))
         .await
         .expect("next request");
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_post_is_resent_with_its_token_and_deadline_after_an_unanswered_attempt() {
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    client.connect().await.expect("connects");
+    fixture.state.push_fault(Fault::HangUp);
+    let response = within_watchdog(client.send(post("/orders", "create")))
+        .await
+        .expect("resent under its token");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(State::count(&fixture.state.mte_requests), 2, "sent twice");
+    let accepted = fixture.state.accepted();
+    assert_eq!(accepted.len(), 1, "the fixture hung up on the first copy");
+
+    // Another fault, another request: each copy of one request carries one token, and
+    // each request its own.
+    fixture.state.push_fault(registry(ErrorReason::PairUnknown));
+    within_watchdog(client.send(post("/orders", "again")))
+        .await
+        .expect("resent");
+    let accepted = fixture.state.accepted();
+    assert_eq!(accepted.len(), 2);
+    assert_ne!(accepted[0].token, accepted[1].token, "a token per request");
+    let relay_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    for copy in &accepted {
+        assert!(
+            (relay_now + 50..=relay_now + 61).contains(&copy.not_after),
+            "not_after is the relay's time plus its 60 s window: {copy:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_copy_of_one_request_carries_the_same_token() {
+    // The fixture refuses the first copy *after* opening it (as a relay refuses a
+    // replay), so both copies are seen opened.
+    let fixture = support::start(Options::default()).await;
+    let client = client(&fixture);
+    client.connect().await.expect("connects");
+    fixture
+        .state
+        .push_fault(Fault::RefuseAfterOpening(ErrorReason::PairExpired));
+    within_watchdog(client.send(post("/pay", "10")))
+        .await
+        .expect("resent");
+    let accepted = fixture.state.accepted();
+    assert_eq!(accepted.len(), 2, "{accepted:?}");
+    assert_eq!(accepted[0].token, accepted[1].token);
+    assert_eq!(accepted[0].not_after, accepted[1].not_after);
+    assert_ne!(accepted[0].pair_id, accepted[1].pair_id, "on a new pair");
 }
 
 async fn thousand_concurrent_requests(client: RelayClient, fixture: &Fixture) {

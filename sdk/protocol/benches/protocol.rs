@@ -11,7 +11,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 
 use mte_relay_protocol::head::{HeaderField, RequestHead};
 use mte_relay_protocol::header::{Flags, Mode, RelayHeader};
-use mte_relay_protocol::ids::PairId;
+use mte_relay_protocol::ids::{PairId, ResendToken};
 use mte_relay_protocol::keys::PairKeys;
 use mte_relay_protocol::message::RequestContext;
 use mte_relay_protocol::pairing::{PairingRequest, PairingScope, PendingPair, accept_offer};
@@ -88,6 +88,8 @@ fn header(mode: Mode, seq: u64) -> RelayHeader {
 
 fn head() -> RequestHead {
     RequestHead {
+        token: ResendToken([1; 16]),
+        not_after: 1_700_000_000,
         path: "/api/orders?id=12345".into(),
         headers: vec![
             HeaderField::new("content-type", "application/json"),

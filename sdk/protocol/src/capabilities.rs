@@ -34,7 +34,16 @@ pub struct Limits {
     pub mte_max_message: u32,
     /// How far a sequence number may run ahead of the highest accepted one.
     pub max_sequence_ahead: u64,
+    /// Seconds for which the relay remembers the resend token of each non-idempotent
+    /// request it forwarded. A client resends such a request only within this time of
+    /// its first send. Absent (0) from a relay that keeps no tokens: a client then
+    /// never resends a non-idempotent request.
+    #[serde(default)]
+    pub resend_window_secs: u64,
 }
+
+/// The resend window a relay announces unless configured otherwise.
+pub const DEFAULT_RESEND_WINDOW_SECS: u64 = 60;
 
 impl Limits {
     /// Limits with the protocol's fixed values and the relay's configurable ones.
@@ -52,6 +61,7 @@ impl Limits {
             max_body,
             mte_max_message: MTE_MAX_MESSAGE as u32,
             max_sequence_ahead: MAX_SEQUENCE_AHEAD,
+            resend_window_secs: DEFAULT_RESEND_WINDOW_SECS,
         }
     }
 }
@@ -83,6 +93,10 @@ pub struct Capabilities {
     pub client_id: String,
     /// Unix time at which `client_id` expires.
     pub client_id_expires_at: u64,
+    /// The relay's Unix time when it wrote the document, so that a client can state a
+    /// request's `not_after` on the relay's clock. Absent (0) from older relays.
+    #[serde(default)]
+    pub server_time: u64,
 }
 
 /// Why a capabilities document was refused.
@@ -115,6 +129,7 @@ impl Capabilities {
             limits,
             client_id,
             client_id_expires_at,
+            server_time: 0,
         }
     }
 

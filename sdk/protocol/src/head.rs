@@ -3,16 +3,19 @@
 //! Layout (all integers big-endian):
 //!
 //! ```text
-//! request head  = u16 path_len, path, fields
+//! request head  = token (16 bytes), u64 not_after, u16 path_len, path, fields
 //! response head = fields
 //! fields        = u16 count, count × (u16 name_len, name, u16 value_len, value)
 //! ```
 //!
 //! Names are lowercase RFC 9110 tokens; values are RFC 9110 field values (no control
 //! characters other than tab). Repeated names
-//! are kept in order, so `set-cookie` survives.
+//! are kept in order, so `set-cookie` survives. The token is the request's
+//! [`ResendToken`] and `not_after` the Unix time (on the relay's clock) after which a
+//! relay must not forward it, both the same in every resend of one request.
 
 use crate::encoding::Reader;
+use crate::ids::{RESEND_TOKEN_LEN, ResendToken};
 
 /// One header field.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -33,9 +36,16 @@ impl HeaderField {
     }
 }
 
-/// What a request head protects: the path with its query, and the end-to-end headers.
+/// What a request head protects: the resend token, the path with its query, and the
+/// end-to-end headers.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RequestHead {
+    /// The request's resend token.
+    pub token: ResendToken,
+    /// Unix time, on the relay's clock, after which the relay must not forward the
+    /// request (enforced for non-idempotent methods, whose tokens the relay keeps until
+    /// then, so that no copy held back on the path can run after its token is gone).
+    pub not_after: u64,
     /// Origin-form target, `/path?query`.
     pub path: String,
     /// End-to-end header fields in order.
@@ -76,6 +86,8 @@ impl RequestHead {
         if !is_valid_path(self.path.as_bytes()) {
             return Err(HeadError::InvalidPath);
         }
+        out.extend_from_slice(self.token.as_bytes());
+        out.extend_from_slice(&self.not_after.to_be_bytes());
         put_lp16(out, self.path.as_bytes())?;
         encode_fields(&self.headers, out)
     }
@@ -83,6 +95,10 @@ impl RequestHead {
     /// Decodes a whole encoded head; trailing bytes are an error.
     pub fn decode(bytes: &[u8]) -> Result<RequestHead, HeadError> {
         let mut reader = Reader::new(bytes);
+        let token = reader
+            .array::<RESEND_TOKEN_LEN>()
+            .ok_or(HeadError::Malformed)?;
+        let not_after = u64::from_be_bytes(reader.array::<8>().ok_or(HeadError::Malformed)?);
         let path = reader.lp16().ok_or(HeadError::Malformed)?;
         if !is_valid_path(path) {
             return Err(HeadError::InvalidPath);
@@ -92,6 +108,8 @@ impl RequestHead {
             return Err(HeadError::Malformed);
         }
         Ok(RequestHead {
+            token: ResendToken(token),
+            not_after,
             path: String::from_utf8_lossy(path).into_owned(),
             headers,
         })
@@ -186,6 +204,8 @@ mod tests {
     #[test]
     fn request_head_round_trips_with_repeated_fields() {
         let head = RequestHead {
+            token: ResendToken([7; 16]),
+            not_after: 1_700_000_060,
             path: "/a/b?x=1&y=%20".into(),
             headers: vec![
                 HeaderField::new("set-cookie", "a=1"),
@@ -204,7 +224,7 @@ mod tests {
         let mut out = Vec::new();
         let bad_path = RequestHead {
             path: "no-slash".into(),
-            headers: vec![],
+            ..RequestHead::default()
         };
         assert_eq!(bad_path.encode_into(&mut out), Err(HeadError::InvalidPath));
         let upper = ResponseHead {

@@ -1,4 +1,5 @@
-//! Identifiers that travel in the clear: pair ids and client ids.
+//! Identifiers: pair ids and client ids, which travel in the clear, and the resend
+//! token, which travels only inside a sealed request head.
 
 use core::fmt;
 
@@ -42,6 +43,38 @@ impl fmt::Display for PairId {
 impl fmt::Debug for PairId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PairId({self})")
+    }
+}
+
+/// Length of a resend token in bytes.
+pub const RESEND_TOKEN_LEN: usize = 16;
+
+/// The token that makes one request recognisable across resends: 16 random bytes the
+/// client draws once per request and repeats, unchanged, in every resend of it. It
+/// travels only inside the sealed request head, so no one on the path can read or
+/// reuse it. A relay forwards a non-idempotent request with a given token at most once
+/// per client id within its resend window (docs/protocol.md §4.6).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ResendToken(pub [u8; RESEND_TOKEN_LEN]);
+
+impl ResendToken {
+    /// Draws a fresh random token.
+    pub fn random(rng: &mut impl rand_core::CryptoRng) -> Self {
+        let mut bytes = [0u8; RESEND_TOKEN_LEN];
+        rng.fill_bytes(&mut bytes);
+        ResendToken(bytes)
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; RESEND_TOKEN_LEN] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ResendToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not secret, but nothing outside the sealed head needs it: print no bytes.
+        f.write_str("ResendToken(..)")
     }
 }
 

@@ -92,6 +92,15 @@ registry! {
     /// untouched: a client never reuses a sequence number, so a duplicate means an
     /// earlier copy of the request was accepted and may have been forwarded.
     Replay = (565, "replay", ReplacePair, false),
+    /// A resend of a non-idempotent request whose earlier copy the relay already
+    /// forwarded (the same resend token from the same client id within the resend
+    /// window). Sealed, so the client knows the request ran and only its answer was
+    /// lost; never retried.
+    AlreadyProcessed = (565, "already-processed", Surface, false),
+    /// A non-idempotent request arrived after its `not_after` time (held back on the
+    /// path, or sent with a wrong estimate of the relay's clock), or with one further
+    /// ahead than the resend window allows. Raised before anything is forwarded.
+    RequestExpired = (408, "request-expired", Surface, true),
     /// The encrypted header block exceeds the announced limit.
     HeadTooLarge = (566, "head-too-large", Surface, true),
     /// The body exceeds the configured or mode limit.
@@ -129,6 +138,17 @@ registry! {
     Internal = (500, "internal", Surface, false),
 }
 
+/// Methods whose repetition has the same effect as one request (RFC 9110 §9.2.2). A
+/// client may resend them after any failure that its reaction can fix, and a relay
+/// keeps no resend token for them; every other method is resent only with its token,
+/// which the relay forwards at most once.
+pub fn is_idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
+    )
+}
+
 /// The HTTP/1 reason phrase for a status of the registry's own 559–569 family, which
 /// HTTP does not name (without one the status line reads `559 <none>`).
 pub const fn reason_phrase(status: u16) -> Option<&'static str> {
@@ -139,7 +159,7 @@ pub const fn reason_phrase(status: u16) -> Option<&'static str> {
         562 => "Pair Unknown",
         563 => "Pair Expired",
         564 => "Decode Failed",
-        565 => "Replay",
+        565 => "Replay", // replay and already-processed: a copy was accepted before
         566 => "Too Large",
         567 => "Pairing Refused",
         568 => "Overloaded",

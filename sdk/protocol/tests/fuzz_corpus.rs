@@ -18,7 +18,7 @@ use mte_relay_protocol::fuzzing::{
 };
 use mte_relay_protocol::head::{HeaderField, RequestHead, ResponseHead};
 use mte_relay_protocol::header::{Flags, Mode, RelayHeader};
-use mte_relay_protocol::ids::PairId;
+use mte_relay_protocol::ids::{PairId, ResendToken};
 use mte_relay_protocol::pairing::{PairingRequest, PairingResponse, PendingPair, accept_offer};
 
 fn fuzz_dir() -> PathBuf {
@@ -247,6 +247,8 @@ fn with_selector(selector: &[u8], rest: impl AsRef<[u8]>) -> Vec<u8> {
 
 fn head_block_seeds() -> Vec<(String, Vec<u8>)> {
     let request = RequestHead {
+        token: ResendToken([5; 16]),
+        not_after: 1_700_000_000,
         path: "/orders?id=7".into(),
         headers: vec![
             HeaderField::new("content-type", "application/json"),

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use mte_relay_protocol::client_id::ClientIdAuthority;
 use mte_relay_protocol::head::{HeaderField, RequestHead, ResponseHead};
 use mte_relay_protocol::header::{Flags, Mode, RelayHeader};
-use mte_relay_protocol::ids::PairId;
+use mte_relay_protocol::ids::{PairId, ResendToken};
 use mte_relay_protocol::keys::{EPOCH_LEN, MessageSecret, PairKeys};
 use mte_relay_protocol::message::RequestContext;
 use mte_relay_protocol::padding::MTE_MAX_MESSAGE;
@@ -96,7 +96,14 @@ fn fields() -> impl Strategy<Value = Vec<HeaderField>> {
 }
 
 fn request_head() -> impl Strategy<Value = RequestHead> {
-    ("/[!-~]{0,200}", fields()).prop_map(|(path, headers)| RequestHead { path, headers })
+    (any::<[u8; 16]>(), any::<u64>(), "/[!-~]{0,200}", fields()).prop_map(
+        |(token, not_after, path, headers)| RequestHead {
+            token: ResendToken(token),
+            not_after,
+            path,
+            headers,
+        },
+    )
 }
 
 fn response_head() -> impl Strategy<Value = ResponseHead> {
@@ -254,6 +261,8 @@ fn sealed(mode: Mode) -> Sealed {
     let (client_secret, relay_secret) = secrets(mode, SEQ);
     let client = RequestContext::new(client_secret, &header, METHOD, DOMAIN);
     let request = RequestHead {
+        token: ResendToken([3; 16]),
+        not_after: 1_700_000_000,
         path: "/pay?x=1".into(),
         headers: vec![HeaderField::new("content-type", "application/json")],
     };

@@ -4,6 +4,7 @@
 use mte_relay_protocol::client_id::ClientIdAuthority;
 use mte_relay_protocol::head::{HeaderField, RequestHead, ResponseHead};
 use mte_relay_protocol::header::{Flags, Mode, RelayHeader};
+use mte_relay_protocol::ids::ResendToken;
 use mte_relay_protocol::keys::PairKeys;
 use mte_relay_protocol::message::RequestContext;
 use mte_relay_protocol::pairing::{PairingRequest, PairingScope, PendingPair, accept_offer};
@@ -59,6 +60,8 @@ fn exchange(mode: Mode, body: &[u8], response_body: &[u8]) {
         client_id,
     };
     let head = RequestHead {
+        token: ResendToken([9; 16]),
+        not_after: 1_700_000_000,
         path: "/orders?id=7".into(),
         headers: vec![
             HeaderField::new("content-type", "application/json"),

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use mte_relay_protocol::client_id::ClientIdAuthority;
 use mte_relay_protocol::head::{HeaderField, RequestHead, ResponseHead};
 use mte_relay_protocol::header::{Flags, Mode, RelayHeader};
-use mte_relay_protocol::ids::PairId;
+use mte_relay_protocol::ids::{PairId, ResendToken};
 use mte_relay_protocol::keys::{MteRatchet, PairKeys};
 use mte_relay_protocol::message::RequestContext;
 use mte_relay_protocol::pairing::{PairingScope, PendingPair, accept_offer};
@@ -232,6 +232,12 @@ fn message(inputs: &Value) -> Value {
     let domain = str_field(inputs, "domain");
     let context = RequestContext::new(secret.clone(), &header, method, domain);
     let head = RequestHead {
+        token: ResendToken(
+            hex_field(inputs, "resend_token")
+                .try_into()
+                .expect("16 bytes"),
+        ),
+        not_after: u64_field(inputs, "not_after"),
         path: str_field(inputs, "path").to_owned(),
         headers: headers_from(&inputs["request_headers"]),
     };
@@ -401,6 +407,8 @@ fn message_inputs() -> Vec<(String, Value)> {
                     "client_id": "AQAAAABlU_EAc2VlZGVkLWNsaWVudC1pZA",
                     "method": method,
                     "domain": "api.example.com",
+                    "resend_token": hex::encode(seeded(&format!("{label}/resend_token"), 16)),
+                    "not_after": 1_700_000_060u64,
                     "path": "/v1/orders?limit=10&cursor=abc",
                     "request_headers": [["content-type", "application/json"], ["x-trace", "1"], ["x-trace", "2"]],
                     "request_body_len": req_len,

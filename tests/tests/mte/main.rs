@@ -8,6 +8,7 @@ mod forged;
 mod raw;
 mod recovery;
 mod refusals;
+mod resend;
 mod round_trips;
 mod soak;
 mod streaming;

@@ -19,7 +19,7 @@ use mte_relay_protocol::head::{HeaderField, RequestHead, ResponseHead};
 use mte_relay_protocol::header::{
     CLIENT_ID_HEADER, Flags, HEAD_HEADER, Mode, RELAY_HEADER, RelayHeader,
 };
-use mte_relay_protocol::ids::PairId;
+use mte_relay_protocol::ids::{PairId, ResendToken};
 use mte_relay_protocol::keys::PairKeys;
 use mte_relay_protocol::message::RequestContext;
 use mte_relay_protocol::pairing::{
@@ -233,6 +233,8 @@ impl Session {
         let domain = self.client.domain();
         let context = RequestContext::new(secret, &header, &spec.method, &domain);
         let head = RequestHead {
+            token: spec.token,
+            not_after: spec.not_after,
             path: spec.path.clone(),
             headers: spec
                 .headers
@@ -244,7 +246,8 @@ impl Session {
 
         // Plaintext offsets inside the head block (AES-GCM keeps byte positions).
         let pad = if spec.mode == Mode::Mte { 4 } else { 0 };
-        let path_offset = pad + 2;
+        // The token and `not_after` come first, then the path's length.
+        let path_offset = pad + 16 + 8 + 2;
         let mut header_offsets = Vec::new();
         let mut at = path_offset + spec.path.len() + 2;
         for (name, value) in &spec.headers {
@@ -294,6 +297,18 @@ pub struct Spec {
     pub mode: Mode,
     /// Plaintext bytes per body record (the last piece may be shorter).
     pub record_size: usize,
+    /// The resend token: random unless a test repeats one.
+    pub token: ResendToken,
+    /// Unix time after which the relay must not forward the request.
+    pub not_after: u64,
+}
+
+/// Our Unix time in seconds (the relay runs on this machine's clock).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
 }
 
 impl Spec {
@@ -305,6 +320,8 @@ impl Spec {
             body: None,
             mode: Mode::Mke,
             record_size: 64 * 1024,
+            token: ResendToken::random(&mut os_rng()),
+            not_after: unix_now() + 30,
         }
     }
 

@@ -4,7 +4,9 @@
 use http::StatusCode;
 use mte_relay_tests::relay::{Relay, free_port};
 
-use crate::support::{client_with_pairs, demo_upstream, get_through, logged_statuses};
+use crate::support::{
+    RecordingUpstream, client_with_pairs, demo_upstream, get_through, logged_statuses,
+};
 
 const SECRET_A: &str = "recovery-test-client-id-secret-A-0123456789abcdef";
 const SECRET_B: &str = "recovery-test-client-id-secret-B-0123456789abcdef";
@@ -82,6 +84,44 @@ async fn a_client_re_pairs_on_its_own_after_the_relay_restarts() {
     assert!(
         pairs_after.iter().all(|pair| !pairs_before.contains(pair)),
         "every forgotten pair was replaced: before {pairs_before:?}, after {pairs_after:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_post_sent_after_the_relay_restarted_runs_once() {
+    // The restarted relay has forgotten the client's pairs: its kept-alive connection is
+    // gone and its pair is unknown. The client resends under the POST's token and the
+    // upstream sees it exactly once.
+    let upstream = RecordingUpstream::start().await;
+    let port = free_port();
+    let relay = relay_on(port, &upstream.upstream.url(), SECRET_A, None);
+    let client = client_with_pairs(relay.addr(), 1);
+    let post = |n: u32| {
+        http::Request::post(format!("/orders?n={n}"))
+            .body(bytes::Bytes::from_static(b"{\"item\": 7}"))
+            .expect("request")
+    };
+    let response = mte_relay_tests::within("the first POST", client.send(post(1)))
+        .await
+        .expect("the first POST");
+    assert_eq!(response.status(), StatusCode::OK);
+    stop(relay);
+
+    let relay = relay_on(port, &upstream.upstream.url(), SECRET_A, None);
+    let response = mte_relay_tests::within("the POST after the restart", client.send(post(2)))
+        .await
+        .expect("the client recovers by itself");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_re_paired_keeping_the_client_id(&relay);
+    let seen: Vec<_> = upstream
+        .seen()
+        .iter()
+        .map(|seen| seen.target.clone())
+        .collect();
+    assert_eq!(
+        seen,
+        ["/orders?n=1", "/orders?n=2"],
+        "each POST reached the upstream once"
     );
 }
 

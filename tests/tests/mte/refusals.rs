@@ -5,7 +5,7 @@
 //! alters exactly one thing. Every test first shows that the untampered request
 //! succeeds, and after each refusal that a valid request still does.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use http::Request;
 use mte_relay_client::RelayClient;
@@ -20,7 +20,7 @@ use mte_relay_tests::relay::Relay;
 use mte_relay_tests::upstream::{Upstream, full};
 use mte_relay_tests::within;
 
-use crate::raw::{RawClient, Sealed, Session, Spec};
+use crate::raw::{RawClient, Sealed, Session, Spec, unix_now};
 use crate::support::{
     BodyEvent, BreakingUpstream, CLIENT_ID_SECRET, RecordingUpstream, StreamingUpstream,
     refusing_port, relay_for,
@@ -469,13 +469,6 @@ async fn replayed_request_is_refused() {
         .assert_registry(565, "replay", "the same MTE request again");
     assert_eq!(upstream.seen().len(), 3);
     assert_served(&mut session, &upstream, &spec, 4, "after the MTE replay").await;
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
 }
 
 #[tokio::test]

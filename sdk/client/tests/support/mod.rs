@@ -27,7 +27,7 @@ use mte_relay_protocol::capabilities::{Capabilities, Limits};
 use mte_relay_protocol::client_id::ClientIdAuthority;
 use mte_relay_protocol::head::{HeaderField, ResponseHead};
 use mte_relay_protocol::header::{HEAD_HEADER, Mode, RELAY_HEADER, RelayHeader};
-use mte_relay_protocol::ids::PairId;
+use mte_relay_protocol::ids::{PairId, ResendToken};
 use mte_relay_protocol::keys::PairKeys;
 use mte_relay_protocol::message::RequestContext;
 use mte_relay_protocol::pairing::{PairingRequest, PairingResponse, PairingScope, accept_offer};
@@ -53,6 +53,9 @@ pub enum Fault {
     /// Mint ids under a new secret and stop accepting the old ones (the request then
     /// meets `client-id-invalid` for real).
     RotateClientIdSecret,
+    /// Open and record the request, then answer this registry error in the clear, as
+    /// an error forged on the path over a request that reached the relay.
+    RefuseAfterOpening(ErrorReason),
     /// Close the connection without answering, as a relay that went away after the
     /// request arrived.
     HangUp,
@@ -66,6 +69,8 @@ pub struct Accepted {
     pub mode: Mode,
     pub method: String,
     pub path: String,
+    pub token: ResendToken,
+    pub not_after: u64,
 }
 
 struct StoredPair {
@@ -78,6 +83,8 @@ pub struct Options {
     pub psk: Option<Vec<u8>>,
     pub version: &'static str,
     pub max_pairs_per_batch: u32,
+    /// Announced in the capabilities; 0 for a relay that keeps no resend tokens.
+    pub resend_window_secs: u64,
 }
 
 impl Default for Options {
@@ -86,6 +93,7 @@ impl Default for Options {
             psk: None,
             version: "1.0",
             max_pairs_per_batch: 32,
+            resend_window_secs: 60,
         }
     }
 }
@@ -275,6 +283,8 @@ fn capabilities(state: &State, request: &Request<Incoming>) -> Response<Response
         now() + authority.max_age_secs(),
     );
     document.version = state.options.version.into();
+    document.limits.resend_window_secs = state.options.resend_window_secs;
+    document.server_time = now();
     Response::new(full(serde_json::to_vec(&document).expect("json")))
 }
 
@@ -340,7 +350,7 @@ fn apply_side_effect(state: &State, fault: &Fault) {
             let generation = state.secret_generation.fetch_add(1, Ordering::SeqCst) + 1;
             *state.authority.lock().expect("lock") = authority(generation);
         }
-        Fault::Registry { .. } | Fault::HangUp => {}
+        Fault::Registry { .. } | Fault::RefuseAfterOpening(_) | Fault::HangUp => {}
     }
 }
 
@@ -428,7 +438,12 @@ async fn mte(state: &State, request: Request<Incoming>) -> Response<ResponseBody
         mode: header.mode,
         method: method.clone(),
         path: head.path.clone(),
+        token: head.token,
+        not_after: head.not_after,
     });
+    if let Some(Fault::RefuseAfterOpening(reason)) = fault {
+        return refuse(state, reason, None);
+    }
 
     let body = request.into_body();
     match head.path.as_str() {
