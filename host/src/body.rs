@@ -65,6 +65,82 @@ impl<G: Unpin> Body for Holding<G> {
     }
 }
 
+/// Most bytes of a request body read and discarded after the relay answered without
+/// reading it (a refusal), and how long that may take.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A request body that, when dropped unfinished, reads the rest in the background (at
+/// most [`DRAIN_LIMIT`] bytes for at most [`DRAIN_TIME`]) and discards it.
+///
+/// When the relay refuses a request before reading its body, the client (or a proxy in
+/// front of the relay) may still be writing it. Closing the connection then would reset
+/// that write, and a proxy would answer its client with its own error instead of the
+/// relay's refusal, losing a sealed `already-processed`, say. Draining lets the
+/// refusal arrive, and keeps the connection for the next request.
+#[derive(Debug)]
+pub struct DrainOnDrop<B: Body<Data = Bytes> + Send + Unpin + 'static> {
+    inner: Option<B>,
+}
+
+impl<B: Body<Data = Bytes> + Send + Unpin + 'static> DrainOnDrop<B> {
+    pub fn new(inner: B) -> Self {
+        DrainOnDrop { inner: Some(inner) }
+    }
+}
+
+impl<B> Body for DrainOnDrop<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
+        match self.get_mut().inner.as_mut() {
+            Some(inner) => std::pin::Pin::new(inner).poll_frame(cx),
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| http_body::SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+impl<B: Body<Data = Bytes> + Send + Unpin + 'static> Drop for DrainOnDrop<B> {
+    fn drop(&mut self) {
+        let Some(mut rest) = self.inner.take().filter(|body| !body.is_end_stream()) else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let drain = async {
+                let mut read = 0;
+                while read <= DRAIN_LIMIT {
+                    match rest.frame().await {
+                        Some(Ok(frame)) => read += frame.data_ref().map_or(0, Bytes::len),
+                        Some(Err(_)) | None => return,
+                    }
+                }
+            };
+            // Past either bound the body drops, and the connection closes.
+            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+        });
+    }
+}
+
 /// Why [`collect_limited`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {

@@ -11,7 +11,7 @@ use mte_relay_protocol::registry::{ErrorReason, reason_phrase};
 
 use super::route::{self, LocalRoute, RouteClass};
 use super::{cors, local};
-use crate::body::{RelayBody, boxed};
+use crate::body::{DrainOnDrop, RelayBody, boxed};
 use crate::forwarded::Provenance;
 use crate::pipeline;
 use crate::response::registry_error;
@@ -84,7 +84,8 @@ pub async fn handle(
         domain: domain.clone(),
         timings: timings.clone(),
     };
-    let mut request = request.map(|body| boxed(CountingBody::new(body, timings.clone())));
+    let mut request =
+        request.map(|body| boxed(CountingBody::new(DrainOnDrop::new(body), timings.clone())));
     request.extensions_mut().insert(timings.clone());
 
     let unanswered = UnansweredGuard::new(record);

@@ -233,7 +233,9 @@ impl Session {
         let domain = self.client.domain();
         let context = RequestContext::new(secret, &header, &spec.method, &domain);
         let head = RequestHead {
-            token: spec.token,
+            token: spec
+                .token
+                .unwrap_or_else(|| ResendToken::random(&mut os_rng())),
             not_after: spec.not_after,
             path: spec.path.clone(),
             headers: spec
@@ -297,8 +299,9 @@ pub struct Spec {
     pub mode: Mode,
     /// Plaintext bytes per body record (the last piece may be shorter).
     pub record_size: usize,
-    /// The resend token: random unless a test repeats one.
-    pub token: ResendToken,
+    /// The resend token of every seal: `None` draws a fresh one per seal (each seal is
+    /// a new request); [`Spec::copies`] fixes one (each seal is a copy of one request).
+    pub token: Option<ResendToken>,
     /// Unix time after which the relay must not forward the request.
     pub not_after: u64,
 }
@@ -320,7 +323,7 @@ impl Spec {
             body: None,
             mode: Mode::Mke,
             record_size: 64 * 1024,
-            token: ResendToken::random(&mut os_rng()),
+            token: None,
             not_after: unix_now() + 30,
         }
     }
@@ -331,6 +334,12 @@ impl Spec {
 
     pub fn post(path: &str, body: impl Into<Vec<u8>>) -> Spec {
         Spec::new("POST", path).body(body)
+    }
+
+    /// Every seal of this spec is a copy of one request: one resend token for all.
+    pub fn copies(mut self) -> Spec {
+        self.token = Some(ResendToken::random(&mut os_rng()));
+        self
     }
 
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Spec {

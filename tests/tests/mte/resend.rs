@@ -14,7 +14,7 @@ async fn a_second_copy_of_a_post_is_refused_on_any_pair() {
     let relay = relay_for(&upstream.upstream.url(), &[]);
     let mut session = RawClient::new(&relay).session(2).await;
     let addr = relay.addr();
-    let spec = Spec::post("/pay", "10");
+    let spec = Spec::post("/pay", "10").copies();
     session
         .seal(0, &spec)
         .send(addr)
@@ -47,7 +47,7 @@ async fn tokens_are_scoped_to_the_client_id() {
     let upstream = RecordingUpstream::start().await;
     let relay = relay_for(&upstream.upstream.url(), &[]);
     let addr = relay.addr();
-    let spec = Spec::post("/pay", "10");
+    let spec = Spec::post("/pay", "10").copies();
     let mut alice = RawClient::new(&relay).session(1).await;
     let mut bob = RawClient::new(&relay).session(1).await;
     alice
@@ -68,7 +68,10 @@ async fn idempotent_requests_keep_no_token() {
     let relay = relay_for(&upstream.upstream.url(), &[]);
     let mut session = RawClient::new(&relay).session(1).await;
     let addr = relay.addr();
-    for spec in [Spec::get("/doc"), Spec::new("PUT", "/doc").body("v2")] {
+    for spec in [
+        Spec::get("/doc").copies(),
+        Spec::new("PUT", "/doc").body("v2").copies(),
+    ] {
         for copy in ["first", "second"] {
             session
                 .seal(0, &spec)
@@ -122,7 +125,7 @@ async fn a_copy_held_back_past_the_deadline_does_not_run() {
     let relay = relay_for(&upstream.upstream.url(), &[("RESEND_WINDOW_SECS", "1")]);
     let mut session = RawClient::new(&relay).session(2).await;
     let addr = relay.addr();
-    let mut spec = Spec::post("/pay", "10");
+    let mut spec = Spec::post("/pay", "10").copies();
     spec.not_after = unix_now() + 1;
     let held = session.seal(0, &spec);
     session

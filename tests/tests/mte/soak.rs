@@ -66,9 +66,15 @@ async fn a_mixed_load_leaves_relay_memory_flat() {
     .await;
     // A short pair lifetime, so pairing churn reaches a steady state (pairs expire and
     // are swept as fast as they are made) and clients replace expired pairs as they go.
+    // Likewise a short resend window: every POST leaves a resend token for the window,
+    // so the tokens' memory plateaus after one window, long before the samples end.
     let relay = relay_for(
         &upstream.url(),
-        &[("PAIR_TTL_SECS", "10"), ("PASS_THROUGH_ROUTES", "/health")],
+        &[
+            ("PAIR_TTL_SECS", "10"),
+            ("RESEND_WINDOW_SECS", "2"),
+            ("PASS_THROUGH_ROUTES", "/health"),
+        ],
     );
     let duration = seconds_from_env("SOAK_SECS", 60);
     let started = Instant::now();

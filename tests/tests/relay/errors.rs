@@ -132,3 +132,52 @@ async fn registry_statuses_carry_a_reason_phrase() {
         assert!(answer.starts_with(status_line), "{answer}");
     }
 }
+
+/// A refusal that comes before the relay read the request body does not cut the
+/// client off mid-upload: the relay reads the rest and keeps the connection, so a
+/// proxy in front of it delivers the refusal rather than a reset of its own.
+#[tokio::test]
+async fn a_refusal_before_the_body_was_read_keeps_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let upstream = crate::support::named_upstream("upstream").await;
+    let relay = Relay::start(&[("UPSTREAM", &upstream.url())]);
+    let mut stream = tokio::net::TcpStream::connect(relay.addr())
+        .await
+        .expect("connect");
+    let body = vec![b'x'; 256 * 1024];
+    let head = format!(
+        "POST /api/orders HTTP/1.1\r\nhost: a.example\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream
+        .write_all(&body[..1024])
+        .await
+        .expect("a first piece");
+    // The refusal (no relay header) arrives while the body is still being written.
+    let mut answer = vec![0u8; 4096];
+    let read = mte_relay_tests::within("the refusal", stream.read(&mut answer))
+        .await
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..read]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 559 "), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    mte_relay_tests::within("the rest of the body", stream.write_all(&body[1024..]))
+        .await
+        .expect("the relay kept reading");
+    // The same connection serves the next request.
+    stream
+        .write_all(b"GET /api/mte-relay HTTP/1.1\r\nhost: a.example\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("next request");
+    let mut next = Vec::new();
+    mte_relay_tests::within("the next answer", stream.read_to_end(&mut next))
+        .await
+        .expect("read");
+    let next = String::from_utf8_lossy(&next);
+    assert!(next.starts_with("HTTP/1.1 200 "), "{next}");
+}
