@@ -173,7 +173,7 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mte_relay_protocol::keys::EPOCH_LEN;
+    use mte_relay_protocol::keys::{EPOCH_LEN, MAX_RATCHET_STEPS};
     use mte_relay_protocol::secret::Secret32;
     use std::collections::HashSet;
     use std::time::Duration;
@@ -286,6 +286,28 @@ mod tests {
             far.reserve(Mode::Mke).is_ok(),
             "MKE does not use the ratchet"
         );
+
+        // MKE traffic moved the numbers 65 epochs past the ratchet: one more than a
+        // relay derives for a single message, so the pair is spent for MTE.
+        let mke_heavy = Pair::starting_at(
+            PairId([1; 16]),
+            Arc::from("c"),
+            keys(),
+            later(),
+            (MAX_RATCHET_STEPS + 1) * EPOCH_LEN,
+        );
+        assert_eq!(
+            mke_heavy.reserve(Mode::Mte),
+            Err(PairSpent::Ratchet(RatchetError::TooFarAhead))
+        );
+        let within = Pair::starting_at(
+            PairId([1; 16]),
+            Arc::from("c"),
+            keys(),
+            later(),
+            MAX_RATCHET_STEPS * EPOCH_LEN,
+        );
+        assert!(within.reserve(Mode::Mte).is_ok(), "64 epochs are in reach");
     }
 
     #[test]

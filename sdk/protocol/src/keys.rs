@@ -16,9 +16,13 @@ pub const EPOCH_BITS: u32 = 10;
 /// Sequence numbers per MTE epoch; equal to the replay window, so every sequence the
 /// window accepts lies in the current or the previous epoch.
 pub const EPOCH_LEN: u64 = 1 << EPOCH_BITS;
-/// The most epochs one message may move the ratchet forward. Keys are derived before
-/// the message authenticates, so this bounds the work a forged message can cause.
-pub const MAX_RATCHET_STEPS: u64 = 1024;
+/// The most epochs one message may move the ratchet forward: 64, the epochs that
+/// [`crate::replay::MAX_SEQUENCE_AHEAD`] spans. Keys are derived before the message
+/// authenticates, so this bounds the work a forged message can cause (64 HKDF steps).
+/// MKE messages share the sequence numbers but leave the ratchet where it is, so a
+/// pair used mostly for MKE can fall further behind; its client then finds the pair
+/// spent for MTE and pairs a new one.
+pub const MAX_RATCHET_STEPS: u64 = crate::replay::MAX_SEQUENCE_AHEAD >> EPOCH_BITS;
 
 /// The secret of one message (one sequence number of one pair, in one mode).
 #[derive(Clone, PartialEq, Eq)]
