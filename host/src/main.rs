@@ -66,6 +66,14 @@ enum Command {
     /// status exits 0; a registry error from the relay exits 3 and any other failure
     /// exits 1, each with a one-line reason on standard error.
     Request(mte_relay::cli::request::RequestArgs),
+    /// Print a new relay identity key and the pin clients use for it.
+    ///
+    /// Two lines on standard output: `RELAY_IDENTITY_KEY=...` (the secret: set it, or
+    /// a domain's `identity_key` in DOMAIN_MAP, on every replica) and
+    /// `RELAY_IDENTITY_PIN=sha256:...` (public: give it to clients, which then refuse
+    /// a pairing not signed by this relay). `check-config` prints the pin of a
+    /// configured key.
+    Keygen,
     /// Print the version and exit.
     Version,
 }
@@ -83,6 +91,7 @@ fn main() -> ExitCode {
         },
         Command::Demo { port } => demo(port),
         Command::Request(args) => mte_relay::cli::request::run(args),
+        Command::Keygen => mte_relay::cli::keygen::run(),
         Command::Version => {
             println!("mte-relay {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -1,4 +1,5 @@
 //! Subcommands that act as a client or a demo, beside the relay itself.
 
 pub mod demo;
+pub mod keygen;
 pub mod request;

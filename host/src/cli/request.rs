@@ -48,6 +48,12 @@ pub struct RequestArgs {
     /// Write the body to FILE instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Pin the relay's identity key: `sha256:<fingerprint>` as `mte-relay keygen` and
+    /// `mte-relay check-config` print it. The request is then sent only if the relay
+    /// signs its pairing answer with that key; an active man in the middle (a
+    /// TLS-terminating proxy, say) is refused instead of going unnoticed.
+    #[arg(long, value_name = "PIN")]
+    pub pin: Option<String>,
     /// The relay URL: the relay's origin followed by the upstream path and query.
     pub url: String,
 }
@@ -137,7 +143,11 @@ async fn send(args: RequestArgs) -> Result<(), Failure> {
     }
     request.extensions_mut().insert(args.mode);
 
-    let client = RelayClient::builder(origin).pairs(1).build()?;
+    let mut builder = RelayClient::builder(origin).pairs(1);
+    if let Some(pin) = args.pin {
+        builder = builder.pin(pin);
+    }
+    let client = builder.build()?;
     let response = client.send(request).await?;
 
     let mut out: Box<dyn Write> = match &args.output {

@@ -3,9 +3,17 @@
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use serde_json::{Map, Value};
 
+use std::sync::Arc;
+
+use mte_relay_protocol::identity::RelayIdentity;
+
 use super::error::{ConfigError, field, index, key};
 use super::routes::{RoutePattern, RouteSet};
 use super::secret::Secret;
+
+/// The largest `verify_body_before_forward`: such a body is held whole, so the bound
+/// times `POOL_SIZE` is the memory it may take (16 GiB at the largest pool).
+pub const MAX_VERIFIED_BODY_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Minimum length, in characters, of a `client_id_secret` (and of previous secrets).
 pub const MIN_CLIENT_ID_SECRET_CHARS: usize = 32;
@@ -21,8 +29,58 @@ pub const DOMAIN_FIELDS: &[&str] = &[
     "cors_methods",
     "headers",
     "outbound_token",
+    "identity_key",
+    "verify_body_before_forward",
+    "pad_stream_records",
     "adapters",
 ];
+
+/// Which streamed (MKE) response bodies the relay sends with padded records, so that
+/// record lengths show only size buckets (docs/protocol.md §6.5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StreamPadding {
+    /// Only `text/event-stream` responses: one event per record would otherwise show
+    /// each event's length (a model's answer token by token, for example).
+    #[default]
+    EventStreams,
+    /// Every streamed response body.
+    Always,
+    /// None.
+    Never,
+}
+
+impl StreamPadding {
+    /// Parses `auto` (the default: event streams), `always`/`true`, `never`/`false`.
+    fn parse(text: &str) -> Option<StreamPadding> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(StreamPadding::EventStreams),
+            "always" | "true" => Some(StreamPadding::Always),
+            "never" | "false" => Some(StreamPadding::Never),
+            _ => None,
+        }
+    }
+
+    /// The configuration token.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamPadding::EventStreams => "auto",
+            StreamPadding::Always => "always",
+            StreamPadding::Never => "never",
+        }
+    }
+
+    /// Whether a response with this `content-type` gets padded records.
+    pub fn applies_to(self, content_type: Option<&HeaderValue>) -> bool {
+        match self {
+            StreamPadding::Always => true,
+            StreamPadding::Never => false,
+            StreamPadding::EventStreams => content_type
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.split(';').next())
+                .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/event-stream")),
+        }
+    }
+}
 
 /// Methods a preflight allows when `cors_methods` is not set.
 pub const DEFAULT_CORS_METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE"];
@@ -154,6 +212,15 @@ pub struct DomainConfig {
     /// Added to (and replacing same-named headers of) every upstream request.
     pub headers: ConfiguredHeaders,
     pub outbound_token: Option<Secret>,
+    /// The relay's identity: when set, pairing answers are signed and capabilities
+    /// announce the public key, which clients pin.
+    pub identity: Option<Arc<RelayIdentity>>,
+    /// When set, an MTE request body is authenticated whole, up to this many plaintext
+    /// bytes, before the upstream sees any of it; a longer body is refused. `None`:
+    /// bodies stream record by record (the default).
+    pub verify_body_before_forward: Option<u64>,
+    /// Which streamed MKE response bodies are sent with padded records.
+    pub pad_stream_records: StreamPadding,
     /// Adapter instance names, in the order the chain runs them on requests.
     pub adapters: Vec<String>,
 }
@@ -170,6 +237,11 @@ pub(crate) struct RawDomain {
     pub cors_methods: Option<Vec<String>>,
     pub headers: Vec<(String, String)>,
     pub outbound_token: Option<String>,
+    pub identity_key: Option<String>,
+    /// Bytes, as given (a JSON number, or the legacy variable's text).
+    pub verify_body_before_forward: Option<String>,
+    /// `auto`, `always` or `never`, as given (JSON booleans become `always`/`never`).
+    pub pad_stream_records: Option<String>,
     pub adapters: Vec<String>,
 }
 
@@ -192,7 +264,13 @@ pub(crate) struct LegacyNames;
 
 impl FieldNames for LegacyNames {
     fn name(&self, field: &'static str) -> String {
-        field.to_ascii_uppercase()
+        match field {
+            // Named for the relay as a whole, as the one domain of the legacy form is.
+            "identity_key" => "RELAY_IDENTITY_KEY".to_owned(),
+            "verify_body_before_forward" => "VERIFY_BODY_BEFORE_FORWARD".to_owned(),
+            "pad_stream_records" => "PAD_STREAM_RECORDS".to_owned(),
+            _ => field.to_ascii_uppercase(),
+        }
     }
 }
 
@@ -217,6 +295,27 @@ impl RawDomain {
                 "cors_methods" => raw.cors_methods = Some(strings(&at, value)?),
                 "headers" => raw.headers = header_pairs(&at, value)?,
                 "outbound_token" => raw.outbound_token = optional_string(&at, value)?,
+                "identity_key" => raw.identity_key = optional_string(&at, value)?,
+                "verify_body_before_forward" => {
+                    raw.verify_body_before_forward = match value {
+                        Value::Null => None,
+                        Value::Number(number) => Some(number.to_string()),
+                        _ => return Err(ConfigError::new(at, "expected a number of bytes")),
+                    }
+                }
+                "pad_stream_records" => {
+                    raw.pad_stream_records = match value {
+                        Value::Null => None,
+                        Value::Bool(pad) => Some(pad.to_string()),
+                        Value::String(text) => Some(text.clone()),
+                        _ => {
+                            return Err(ConfigError::new(
+                                at,
+                                "expected \"auto\", \"always\" or \"never\"",
+                            ));
+                        }
+                    }
+                }
                 "adapters" => raw.adapters = strings(&at, value)?,
                 _ => {
                     return Err(ConfigError::new(
@@ -278,6 +377,31 @@ impl RawDomain {
         )?;
         let headers = configured_headers(&names.name("headers"), &self.headers)?;
         let outbound_token = self.outbound_token.map(Secret::new);
+        let identity = self
+            .identity_key
+            .map(|text| {
+                RelayIdentity::parse(&text).map(Arc::new).map_err(|error| {
+                    ConfigError::new(
+                        names.name("identity_key"),
+                        format!("{error}; `mte-relay keygen` prints a new one"),
+                    )
+                })
+            })
+            .transpose()?;
+        let verify_body_before_forward = self
+            .verify_body_before_forward
+            .map(|text| verified_body_limit(&names.name("verify_body_before_forward"), &text))
+            .transpose()?
+            .flatten();
+        let pad_stream_records = match self.pad_stream_records {
+            None => StreamPadding::default(),
+            Some(text) => StreamPadding::parse(&text).ok_or_else(|| {
+                ConfigError::new(
+                    names.name("pad_stream_records"),
+                    "expected auto (event streams only, the default), always or never",
+                )
+            })?,
+        };
         let adapters_at = names.name("adapters");
         for (i, adapter) in self.adapters.iter().enumerate() {
             if adapter.is_empty() || adapter.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -299,8 +423,27 @@ impl RawDomain {
             cors,
             headers,
             outbound_token,
+            identity,
+            verify_body_before_forward,
+            pad_stream_records,
             adapters: self.adapters,
         })
+    }
+}
+
+/// `verify_body_before_forward`: a whole number of bytes up to
+/// [`MAX_VERIFIED_BODY_BYTES`]; 0 turns it off.
+fn verified_body_limit(at: &str, text: &str) -> Result<Option<u64>, ConfigError> {
+    let problem = || {
+        ConfigError::new(
+            at,
+            format!("expected a whole number of bytes from 0 (off) to {MAX_VERIFIED_BODY_BYTES}"),
+        )
+    };
+    match text.trim().parse::<u64>() {
+        Ok(0) => Ok(None),
+        Ok(bytes) if bytes <= MAX_VERIFIED_BODY_BYTES => Ok(Some(bytes)),
+        _ => Err(problem()),
     }
 }
 

@@ -228,7 +228,16 @@ impl Globals {
             }
         };
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let max_pairs_per_client = ranged(env, "MAX_PAIRS_PER_CLIENT", 64, 1, 100_000)?;
         let max_pairs_per_batch = ranged(env, "MAX_PAIRS_PER_BATCH", 32, 1, 1024)?;
+        if max_pairs_per_batch > max_pairs_per_client {
+            // A client keeps its newest pairs up to the per-client cap: a larger batch
+            // would evict its own first offers while the relay still answered them.
+            return Err(ConfigError::new(
+                "MAX_PAIRS_PER_BATCH",
+                format!("must be at most MAX_PAIRS_PER_CLIENT ({max_pairs_per_client})"),
+            ));
+        }
         let pool_size = ranged(env, "POOL_SIZE", DEFAULT_POOL_SIZE, 1, MAX_POOL_SIZE)?;
         Ok(Globals {
             bind_address: parsed(
@@ -275,7 +284,7 @@ impl Globals {
             },
             pairing: PairSettings {
                 pair_ttl: Duration::from_secs(ranged(env, "PAIR_TTL_SECS", 86_400, 1, 31_536_000)?),
-                max_pairs_per_client: ranged(env, "MAX_PAIRS_PER_CLIENT", 64, 1, 100_000)?,
+                max_pairs_per_client,
                 max_pairs_per_batch,
                 max_pairs: ranged(env, "MAX_PAIRS", DEFAULT_MAX_PAIRS, 1, 1_000_000_000)?,
                 client_id_max_age: Duration::from_secs(ranged(

@@ -15,7 +15,7 @@ pub mod trusted;
 
 use serde_json::Value;
 
-pub use domain::{ConfiguredHeaders, CorsPolicy, DomainConfig, UpstreamTarget};
+pub use domain::{ConfiguredHeaders, CorsPolicy, DomainConfig, StreamPadding, UpstreamTarget};
 pub use domains::DomainTable;
 pub use env::Env;
 pub use error::ConfigError;
@@ -245,6 +245,9 @@ fn legacy_domain(env: &Env) -> Result<DomainConfig, ConfigError> {
         cors_methods: env.get("CORS_METHODS").map(|_| list("CORS_METHODS")),
         headers,
         outbound_token: env.get("OUTBOUND_TOKEN").map(str::to_owned),
+        identity_key: env.get("RELAY_IDENTITY_KEY").map(str::to_owned),
+        verify_body_before_forward: env.get("VERIFY_BODY_BEFORE_FORWARD").map(str::to_owned),
+        pad_stream_records: env.get("PAD_STREAM_RECORDS").map(str::to_owned),
         adapters: list("ADAPTER_CHAIN"),
     };
     raw.validate("*".to_owned(), &LegacyNames)

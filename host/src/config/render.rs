@@ -82,7 +82,8 @@ pub fn domain_map_export_line(config: &Config) -> String {
     format!("export DOMAIN_MAP='{}'", json.replace('\'', r"'\''"))
 }
 
-/// One domain in `DOMAIN_MAP` form. `annotate` adds the fact that a secret was generated.
+/// One domain in `DOMAIN_MAP` form. `annotate` adds what is not a field: the fact that
+/// a secret was generated, and the pin of the identity key.
 fn redacted_domain(domain: &DomainConfig, annotate: bool) -> Value {
     let mut entry = Map::new();
     entry.insert("upstream".into(), json!(domain.upstream.to_string()));
@@ -134,6 +135,24 @@ fn redacted_domain(domain: &DomainConfig, annotate: bool) -> Value {
     if domain.outbound_token.is_some() {
         entry.insert("outbound_token".into(), json!(REDACTED));
     }
+    if let Some(identity) = &domain.identity {
+        entry.insert("identity_key".into(), json!(REDACTED));
+        if annotate {
+            // The public half is what clients pin: safe to show, and what an operator
+            // needs. Not a DOMAIN_MAP field, so never in the export line.
+            entry.insert(
+                "identity_pin".into(),
+                json!(identity.public_key().pin().to_string()),
+            );
+        }
+    }
+    if let Some(bytes) = domain.verify_body_before_forward {
+        entry.insert("verify_body_before_forward".into(), json!(bytes));
+    }
+    entry.insert(
+        "pad_stream_records".into(),
+        json!(domain.pad_stream_records.as_str()),
+    );
     entry.insert("adapters".into(), json!(domain.adapters));
     Value::Object(entry)
 }

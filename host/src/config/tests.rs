@@ -517,6 +517,13 @@ fn invalid_settings_name_the_variable_and_field() {
         (
             vec![
                 ("UPSTREAM", "http://h".into()),
+                ("MAX_PAIRS_PER_CLIENT", "8".into()),
+            ],
+            "MAX_PAIRS_PER_BATCH: must be at most MAX_PAIRS_PER_CLIENT (8)",
+        ),
+        (
+            vec![
+                ("UPSTREAM", "http://h".into()),
                 ("PAIRING_RATE_PER_CLIENT", "0".into()),
             ],
             "PAIRING_RATE_PER_CLIENT: expected pairs per second",
@@ -678,6 +685,197 @@ fn export_line_reloads_to_the_same_domains() {
     assert_eq!(
         render::redacted_config(&reloaded)["domain_map"],
         render::redacted_config(&loaded.config)["domain_map"]
+    );
+}
+
+/// A fixed identity key (32 bytes of 0x07, base64url) for the tests below.
+const IDENTITY_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc";
+
+#[test]
+fn identity_keys_sign_per_domain_and_only_their_pin_is_shown() {
+    let json = format!(
+        r#"{{"a.example":{{"upstream":"http://h","identity_key":"{IDENTITY_KEY}"}},
+            "b.example":{{"upstream":"http://h"}}}}"#
+    );
+    let loaded = domain_map(&json).expect("valid");
+    let a = loaded.config.domains.lookup("a.example").expect("a");
+    let b = loaded.config.domains.lookup("b.example").expect("b");
+    let pin = a
+        .identity
+        .as_ref()
+        .expect("a has an identity")
+        .public_key()
+        .pin();
+    assert!(b.identity.is_none());
+    let legacy = load(&[
+        ("UPSTREAM", "http://h"),
+        ("RELAY_IDENTITY_KEY", IDENTITY_KEY),
+    ])
+    .expect("valid");
+    let wildcard = legacy
+        .config
+        .domains
+        .lookup("any.example")
+        .expect("wildcard");
+    assert_eq!(
+        wildcard
+            .identity
+            .as_ref()
+            .map(|identity| identity.public_key().pin()),
+        Some(pin),
+        "the same key is the same identity in both forms"
+    );
+
+    let shown = render::redacted_config(&loaded.config);
+    assert_eq!(
+        shown["domain_map"]["a.example"]["identity_pin"],
+        pin.to_string()
+    );
+    assert_eq!(
+        shown["domain_map"]["a.example"]["identity_key"],
+        secret::REDACTED
+    );
+    let export = render::domain_map_export_line(&loaded.config);
+    let debug = format!("{:?}", loaded.config);
+    for text in [shown.to_string(), export.clone(), debug] {
+        assert!(!text.contains(IDENTITY_KEY), "the key leaked: {text}");
+    }
+    assert!(!export.contains("identity_pin"), "not a field: {export}");
+
+    assert!(
+        error(&[
+            ("UPSTREAM", "http://h"),
+            ("RELAY_IDENTITY_KEY", &IDENTITY_KEY[1..])
+        ])
+        .starts_with("RELAY_IDENTITY_KEY: identity key is not 32 bytes")
+    );
+    assert!(
+        domain_map(r#"{"a":{"upstream":"http://h","identity_key":7}}"#)
+            .map(|_| ())
+            .expect_err("refused")
+            .to_string()
+            .starts_with(r#"DOMAIN_MAP["a"].identity_key: expected a string"#)
+    );
+}
+
+#[test]
+fn verify_body_before_forward_is_a_bounded_byte_count() {
+    let limit = |pairs: &[(&str, &str)]| {
+        load(pairs)
+            .expect("valid")
+            .config
+            .domains
+            .lookup("x")
+            .expect("domain")
+            .verify_body_before_forward
+    };
+    assert_eq!(limit(&[("UPSTREAM", "http://h")]), None, "off by default");
+    assert_eq!(
+        limit(&[
+            ("UPSTREAM", "http://h"),
+            ("VERIFY_BODY_BEFORE_FORWARD", "0")
+        ]),
+        None
+    );
+    assert_eq!(
+        limit(&[
+            ("UPSTREAM", "http://h"),
+            ("VERIFY_BODY_BEFORE_FORWARD", "65536")
+        ]),
+        Some(65_536)
+    );
+    assert_eq!(
+        limit(&[(
+            "DOMAIN_MAP",
+            r#"{"*":{"upstream":"http://h","verify_body_before_forward":1048576}}"#
+        )]),
+        Some(1_048_576)
+    );
+    for (pairs, expected) in [
+        (
+            vec![
+                ("UPSTREAM", "http://h"),
+                ("VERIFY_BODY_BEFORE_FORWARD", "16777217"),
+            ],
+            "VERIFY_BODY_BEFORE_FORWARD: expected a whole number of bytes from 0 (off) to 16777216",
+        ),
+        (
+            vec![
+                ("UPSTREAM", "http://h"),
+                ("VERIFY_BODY_BEFORE_FORWARD", "1MB"),
+            ],
+            "VERIFY_BODY_BEFORE_FORWARD: expected a whole number",
+        ),
+        (
+            vec![(
+                "DOMAIN_MAP",
+                r#"{"a":{"upstream":"http://h","verify_body_before_forward":"1"}}"#,
+            )],
+            r#"DOMAIN_MAP["a"].verify_body_before_forward: expected a number of bytes"#,
+        ),
+        (
+            vec![(
+                "DOMAIN_MAP",
+                r#"{"a":{"upstream":"http://h","verify_body_before_forward":-1}}"#,
+            )],
+            r#"DOMAIN_MAP["a"].verify_body_before_forward: expected a whole number"#,
+        ),
+    ] {
+        let message = error(&pairs);
+        assert!(message.starts_with(expected), "{pairs:?}: {message}");
+    }
+}
+
+#[test]
+fn pad_stream_records_chooses_which_responses_are_padded() {
+    let padding = |pairs: &[(&str, &str)]| {
+        load(pairs)
+            .expect("valid")
+            .config
+            .domains
+            .lookup("x")
+            .expect("domain")
+            .pad_stream_records
+    };
+    let event_stream = http::HeaderValue::from_static("text/event-stream; charset=utf-8");
+    let json = http::HeaderValue::from_static("application/json");
+    let auto = padding(&[("UPSTREAM", "http://h")]);
+    assert_eq!(
+        auto,
+        StreamPadding::EventStreams,
+        "event streams by default"
+    );
+    assert!(auto.applies_to(Some(&event_stream)));
+    assert!(auto.applies_to(Some(&http::HeaderValue::from_static("Text/Event-Stream"))));
+    assert!(!auto.applies_to(Some(&json)));
+    assert!(!auto.applies_to(None));
+    let always = padding(&[("UPSTREAM", "http://h"), ("PAD_STREAM_RECORDS", "always")]);
+    assert!(always.applies_to(Some(&json)) && always.applies_to(None));
+    let never = padding(&[(
+        "DOMAIN_MAP",
+        r#"{"*":{"upstream":"http://h","pad_stream_records":false}}"#,
+    )]);
+    assert!(!never.applies_to(Some(&event_stream)));
+    assert_eq!(
+        padding(&[(
+            "DOMAIN_MAP",
+            r#"{"*":{"upstream":"http://h","pad_stream_records":true}}"#,
+        )]),
+        StreamPadding::Always
+    );
+    assert!(
+        error(&[
+            ("UPSTREAM", "http://h"),
+            ("PAD_STREAM_RECORDS", "sometimes")
+        ])
+        .starts_with("PAD_STREAM_RECORDS: expected auto")
+    );
+    assert!(
+        domain_map(r#"{"a":{"upstream":"http://h","pad_stream_records":1}}"#)
+            .map(|_| ())
+            .expect_err("refused")
+            .to_string()
+            .starts_with(r#"DOMAIN_MAP["a"].pad_stream_records: expected"#)
     );
 }
 

@@ -43,6 +43,11 @@ pub async fn serve(
 
     let mut document = Capabilities::new(limits(state), client_id.clone(), expires_at);
     document.server_time = now;
+    document.identity_key = ctx
+        .domain
+        .identity
+        .as_ref()
+        .map(|identity| identity.public_key().to_text());
     let value = serde_json::to_value(&document).unwrap_or_default();
     let mut response = response::json(&value);
     if let Ok(header) = HeaderValue::from_str(&client_id) {

@@ -8,7 +8,8 @@
 //! ```text
 //! read the document (whole, under PAIRING_BODY_TIMEOUT_SECS) -> parse -> client id
 //!   -> rate per address, then per client id (tokens = pairs) -> pairing permit
-//!   -> X-Wing on the blocking pool -> insert the batch (refused whole at MAX_PAIRS)
+//!   -> X-Wing (and the batch's signature, with an identity key) on the blocking pool
+//!   -> insert the batch (refused whole at MAX_PAIRS)
 //! ```
 //!
 //! The document is read before the permit is taken, so a slow sender holds a
@@ -130,31 +131,38 @@ pub async fn serve(
             "too many pairings in progress; retry later",
         );
     };
-    let psk = state
-        .config
-        .secret
-        .as_ref()
-        .map(|s| s.expose().as_bytes().to_vec());
+    // A clone of the `Secret`, which zeroizes itself, not a plain copy of its bytes.
+    let psk = state.config.secret.clone();
     let expires_at = now + settings.pair_ttl.as_secs();
+    let identity = ctx.domain.identity.clone();
     let accepted = tokio::task::spawn_blocking(move || {
         let scope = PairingScope {
             domain: &domain,
             client_id: &batch.client_id,
-            psk: psk.as_deref(),
+            psk: psk.as_ref().map(|secret| secret.expose().as_bytes()),
         };
         let mut rng = os_rng();
-        batch
+        let pairs = batch
             .pairs
             .iter()
             .map(|offer| accept_offer(scope, offer, expires_at, &mut rng))
             .collect::<Result<Vec<_>, _>>()
-            .map(|pairs| (batch.client_id.clone(), pairs))
+            .map_err(|error| (error.reason(), error.to_string()))?;
+        let signature = match identity {
+            None => None,
+            Some(identity) => {
+                let answers: Vec<_> = pairs.iter().map(|(_, _, answer)| answer.clone()).collect();
+                let signed = identity.sign_pairing(scope, &batch.pairs, &answers, &mut rng);
+                Some(signed.map_err(|error| (ErrorReason::Internal, error.to_string()))?)
+            }
+        };
+        Ok((batch.client_id.clone(), pairs, signature))
     })
     .await;
     drop(permit);
-    let (client_id, pairs) = match accepted {
+    let (client_id, pairs, signature) = match accepted {
         Ok(Ok(accepted)) => accepted,
-        Ok(Err(error)) => return registry_error(error.reason(), error.to_string()),
+        Ok(Err((reason, message))) => return registry_error(reason, message),
         Err(_) => return registry_error(ErrorReason::Internal, "pairing task failed"),
     };
 
@@ -191,7 +199,10 @@ pub async fn serve(
         };
         return registry_error(error.reason(), message);
     }
-    let document = PairingResponse { pairs: answers };
+    let document = PairingResponse {
+        pairs: answers,
+        signature,
+    };
     response::json(&serde_json::to_value(&document).unwrap_or_default())
 }
 

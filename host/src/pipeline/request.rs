@@ -3,8 +3,10 @@
 //! ```text
 //! relay header -> client id -> pair lookup -> replay check (read-only)
 //!   -> message keys -> open head -> commit sequence (atomic) -> route check
-//!   -> adapters -> record resend token (non-idempotent methods, atomic)
+//!   -> adapters -> [verify_body_before_forward: open the whole body first]
+//!   -> record resend token (non-idempotent methods, atomic)
 //!   -> upstream request (body opened record by record) -> seal response head and body
+//!      (records padded for event streams, per pad_stream_records)
 //! ```
 //!
 //! Nothing reaches the upstream before the head has authenticated, and the sequence
@@ -19,9 +21,10 @@ use std::time::Instant;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use mte_relay_adapter_runtime::HookError;
 use mte_relay_protocol::head::{HeaderField, RequestHead, ResponseHead};
-use mte_relay_protocol::header::{HEAD_HEADER, Mode, RELAY_HEADER, RelayHeader};
+use mte_relay_protocol::header::{Flags, HEAD_HEADER, Mode, RELAY_HEADER, RelayHeader};
 use mte_relay_protocol::keys::MteRatchet;
 use mte_relay_protocol::message::RequestContext as MessageContext;
 use mte_relay_protocol::padding::MTE_MAX_MESSAGE;
@@ -149,6 +152,9 @@ async fn decode_and_forward(
         .keys
         .message_secret(header.mode, header.seq)
         .map_err(|error| unauthenticated_refusal(ErrorReason::DecodeFailed, &error, ctx))?;
+    // The loaded copy of the pair's keys goes now, not after the upstream answered.
+    let generation = record.generation;
+    drop(record);
     let message = MessageContext::new(secret, &header, parts.method.as_str(), &domain);
     let head = message
         .open_head(head_value.as_bytes())
@@ -163,7 +169,7 @@ async fn decode_and_forward(
         method: parts.method,
         head,
         key,
-        generation: record.generation,
+        generation,
         advanced_ratchet,
     };
     match forward(state, ctx, &opened, body).await {
@@ -280,6 +286,15 @@ async fn forward(
         }
     }
 
+    if let (Some(limit), true) = (ctx.domain.verify_body_before_forward, message.has_body()) {
+        // The whole body authenticates before the upstream sees a byte of it; the
+        // resend token is recorded only after, since a body that fails ran nothing.
+        let limit = limit.min(state.config.limits.max_body_bytes);
+        let body = std::mem::replace(upstream_request.body_mut(), empty());
+        let whole = verified_body(body, limit, state.config.timeouts.body_idle, &failure).await?;
+        // A whole body is sent with its length, as a plain client would send it.
+        *upstream_request.body_mut() = full(whole);
+    }
     if !is_idempotent(method.as_str()) {
         record_resend_token(state, &header.client_id, head).await?;
     }
@@ -299,6 +314,59 @@ async fn forward(
             .map_err(|error| adapter_refusal(&error, ctx))?;
     }
     seal_response(message, method, header.mode, response, ctx).await
+}
+
+/// Reads and opens a whole request body of at most `limit` plaintext bytes, each record
+/// within `idle` of the one before, for `verify_body_before_forward`. Every refusal is
+/// raised before anything was forwarded.
+async fn verified_body(
+    mut body: RelayBody,
+    limit: u64,
+    idle: std::time::Duration,
+    failure: &DecodeFailure,
+) -> Result<bytes::Bytes, Refusal> {
+    let too_large = || {
+        refuse(
+            ErrorReason::BodyTooLarge,
+            format!(
+                "the request body exceeds {limit} bytes, the most this domain \
+                 authenticates before forwarding; it was not forwarded"
+            ),
+        )
+    };
+    let mut whole = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_elapsed) => {
+                return Err(refuse(
+                    ErrorReason::RequestBodyTimeout,
+                    format!(
+                        "no request body record within {}s; nothing was forwarded",
+                        idle.as_secs_f64()
+                    ),
+                ));
+            }
+            Ok(None) => return Ok(bytes::Bytes::from(whole)),
+            Ok(Some(frame)) => frame,
+        };
+        let frame = frame.map_err(|_| match failure.get() {
+            Some(error) if error.reason() == ErrorReason::BodyTooLarge => too_large(),
+            Some(error) => refuse(
+                error.reason(),
+                format!("request body: {error}; nothing was forwarded"),
+            ),
+            None => refuse(
+                ErrorReason::DecodeFailed,
+                "the request body ended before its final record; nothing was forwarded",
+            ),
+        })?;
+        if let Some(data) = frame.data_ref() {
+            if whole.len() as u64 + data.len() as u64 > limit {
+                return Err(too_large());
+            }
+            whole.extend_from_slice(data);
+        }
+    }
 }
 
 /// How far past the resend window a request's `not_after` may lie: the client states
@@ -482,8 +550,18 @@ async fn seal_response(
             .map(|(name, value)| HeaderField::new(name.as_str(), value.as_bytes()))
             .collect(),
     };
+    let mut flags = Flags::with_body(has_body);
+    if has_body
+        && mode == Mode::Mke
+        && ctx
+            .domain
+            .pad_stream_records
+            .applies_to(parts.headers.get(CONTENT_TYPE))
+    {
+        flags = flags.union(Flags::PADDED_RECORDS);
+    }
     let started = Instant::now();
-    let sealer = message.response_sealer(&mut os_rng(), status.as_u16(), has_body);
+    let sealer = message.response_sealer_with(&mut os_rng(), status.as_u16(), flags);
     let head_value = sealer
         .seal_head(&head)
         .map_err(|error| refuse(ErrorReason::Internal, format!("response head: {error}")))?;

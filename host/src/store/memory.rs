@@ -22,9 +22,13 @@ use super::{
 /// One client's pairs, oldest first. A client holds at most `MAX_PAIRS_PER_CLIENT`
 /// (64 by default, usually a handful), so a scan of a vector sized to fit beats a hash
 /// map, which would allocate about twice the room it uses.
+///
+/// Each record is boxed so that it never moves: when the vector grows or drops its
+/// oldest entries it moves pointers, and a record's keys exist in one place, zeroized
+/// when the record drops, instead of leaving stale copies in freed or spare memory.
 #[derive(Debug, Default)]
 struct ClientPairs {
-    oldest_first: Vec<(PairId, PairRecord)>,
+    oldest_first: Vec<(PairId, Box<PairRecord>)>,
 }
 
 impl ClientPairs {
@@ -32,14 +36,14 @@ impl ClientPairs {
         self.oldest_first
             .iter()
             .find(|(id, _)| id == pair_id)
-            .map(|(_, record)| record)
+            .map(|(_, record)| &**record)
     }
 
     fn get_mut(&mut self, pair_id: &PairId) -> Option<&mut PairRecord> {
         self.oldest_first
             .iter_mut()
             .find(|(id, _)| id == pair_id)
-            .map(|(_, record)| record)
+            .map(|(_, record)| &mut **record)
     }
 }
 
@@ -95,13 +99,13 @@ impl Pairs {
         for pair in pairs {
             self.last_generation += 1;
             generations.push(self.last_generation);
-            let record = PairRecord {
+            let record = Box::new(PairRecord {
                 keys: pair.keys,
                 window: ReplayWindow::new(),
                 generation: self.last_generation,
                 created_at: pair.created_at,
                 expires_at: pair.expires_at,
-            };
+            });
             client.oldest_first.push((pair.pair_id, record));
         }
         // Evicted records drop here, and their keys zeroize.

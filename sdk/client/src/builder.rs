@@ -6,6 +6,7 @@ use std::time::Duration;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme, Uri};
 use mte_relay_protocol::header::Mode;
+use mte_relay_protocol::identity::Pin;
 use mte_relay_protocol::secret::SecretBytes;
 
 use crate::client::RelayClient;
@@ -16,6 +17,12 @@ use crate::request::is_reserved_outer_header;
 pub const DEFAULT_PAIRS: usize = 4;
 /// Longest wait honoured from a `Retry-After` by default.
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long MTE messages of one pair may use one ratchet epoch (docs/protocol.md §8).
+pub const DEFAULT_MTE_EPOCH_INTERVAL: Duration = Duration::from_secs(300);
+/// The shortest epoch interval: an MTE request in flight for longer than the interval
+/// while a later one moves two epochs on would find its key erased.
+pub const MIN_MTE_EPOCH_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Wait after an `overloaded` answer that carries no usable `Retry-After`.
 pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -41,6 +48,10 @@ pub(crate) struct Config {
     pub extra_headers: HeaderMap,
     pub http2_prior_knowledge: bool,
     pub max_backoff: Duration,
+    /// The relay's pinned identity key: pairing answers must be signed under it.
+    pub pin: Option<Pin>,
+    /// How long MTE messages of one pair may use one ratchet epoch.
+    pub mte_epoch_interval: Duration,
 }
 
 impl Config {
@@ -68,6 +79,8 @@ pub struct RelayClientBuilder {
     extra_headers: HeaderMap,
     http2_prior_knowledge: bool,
     max_backoff: Duration,
+    pin: Option<String>,
+    mte_epoch_interval: Duration,
 }
 
 impl RelayClientBuilder {
@@ -82,6 +95,8 @@ impl RelayClientBuilder {
             extra_headers: HeaderMap::new(),
             http2_prior_knowledge: false,
             max_backoff: DEFAULT_MAX_BACKOFF,
+            pin: None,
+            mte_epoch_interval: DEFAULT_MTE_EPOCH_INTERVAL,
         }
     }
 
@@ -137,6 +152,25 @@ impl RelayClientBuilder {
         self
     }
 
+    /// Pins the relay's identity key: `sha256:<fingerprint>` as `mte-relay keygen` and
+    /// `mte-relay check-config` print it, or the whole public key. The client then
+    /// pairs only with a relay that announces this key and signs its pairing answers
+    /// with it, so an active man in the middle (a TLS-terminating proxy, say) cannot
+    /// pair in the relay's place. Without a pin such a proxy goes unnoticed.
+    pub fn pin(mut self, pin: impl Into<String>) -> Self {
+        self.pin = Some(pin.into());
+        self
+    }
+
+    /// How long MTE messages of one pair may use one ratchet epoch (default five
+    /// minutes, at least one second). Past it the next MTE message moves to a new
+    /// epoch, and after a pause that long it skips one, so the relay forgets the keys
+    /// of older messages even on a pair that sends few (docs/protocol.md §8).
+    pub fn mte_epoch_interval(mut self, interval: Duration) -> Self {
+        self.mte_epoch_interval = interval;
+        self
+    }
+
     /// Validates the configuration and builds the client. No network traffic happens
     /// until [`RelayClient::connect`] or the first [`RelayClient::send`].
     pub fn build(self) -> Result<RelayClient, ClientError> {
@@ -160,7 +194,19 @@ impl RelayClientBuilder {
                 "header `{name}` is set by the client itself"
             )));
         }
+        if self.mte_epoch_interval < MIN_MTE_EPOCH_INTERVAL {
+            return Err(ClientError::invalid_request(format!(
+                "the MTE epoch interval must be at least {MIN_MTE_EPOCH_INTERVAL:?}"
+            )));
+        }
+        let pin = self
+            .pin
+            .as_deref()
+            .map(Pin::parse)
+            .transpose()
+            .map_err(|error| ClientError::invalid_request(error.to_string()))?;
         Ok(Config {
+            pin,
             scheme,
             authority,
             domain,
@@ -172,6 +218,7 @@ impl RelayClientBuilder {
             extra_headers: self.extra_headers,
             http2_prior_knowledge: self.http2_prior_knowledge,
             max_backoff: self.max_backoff,
+            mte_epoch_interval: self.mte_epoch_interval,
         })
     }
 }

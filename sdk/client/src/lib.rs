@@ -56,7 +56,10 @@ mod response;
 mod session;
 mod transport;
 
-pub use builder::{DEFAULT_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_PAIRS, RelayClientBuilder};
+pub use builder::{
+    DEFAULT_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_MTE_EPOCH_INTERVAL, DEFAULT_PAIRS,
+    MIN_MTE_EPOCH_INTERVAL, RelayClientBuilder,
+};
 pub use client::RelayClient;
 pub use error::{BoxError, ClientError, RequestOutcome};
 pub use mte_relay_protocol::capabilities::Capabilities;

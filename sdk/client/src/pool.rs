@@ -2,11 +2,11 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mte_relay_protocol::header::Mode;
 use mte_relay_protocol::ids::PairId;
-use mte_relay_protocol::keys::{MessageSecret, PairKeys, RatchetError};
+use mte_relay_protocol::keys::{EPOCH_LEN, MessageSecret, PairKeys, RatchetError};
 
 /// Why a pair can protect no more requests; the pool replaces it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -30,7 +30,18 @@ pub(crate) struct Pair {
     /// `None` when the pair never needs retiring.
     pub retire_at: Option<Instant>,
     next_seq: AtomicU64,
-    keys: Mutex<PairKeys>,
+    /// How long MTE messages may use one ratchet epoch (see [`Pair::reserve_at`]).
+    epoch_interval: Duration,
+    keys: Mutex<KeyState>,
+}
+
+/// The pair's keys and the times that decide when MTE moves to a new epoch.
+struct KeyState {
+    keys: PairKeys,
+    /// When the ratchet entered its current epoch (pairing, for epoch 0).
+    epoch_entered: Instant,
+    /// When the pair last protected an MTE message; `None` before the first.
+    last_mte: Option<Instant>,
 }
 
 impl std::fmt::Debug for Pair {
@@ -48,8 +59,9 @@ impl Pair {
         client_id: Arc<str>,
         keys: PairKeys,
         retire_at: Option<Instant>,
+        epoch_interval: Duration,
     ) -> Self {
-        Pair::starting_at(id, client_id, keys, retire_at, 0)
+        Pair::starting_at(id, client_id, keys, retire_at, epoch_interval, 0)
     }
 
     fn starting_at(
@@ -57,6 +69,7 @@ impl Pair {
         client_id: Arc<str>,
         keys: PairKeys,
         retire_at: Option<Instant>,
+        epoch_interval: Duration,
         first_seq: u64,
     ) -> Self {
         Pair {
@@ -64,30 +77,72 @@ impl Pair {
             client_id,
             retire_at,
             next_seq: AtomicU64::new(first_seq),
-            keys: Mutex::new(keys),
+            epoch_interval,
+            keys: Mutex::new(KeyState {
+                keys,
+                epoch_entered: Instant::now(),
+                last_mte: None,
+            }),
         }
     }
 
     /// Reserves the next sequence number and derives its message secret. A number is
     /// never handed out twice, whatever the concurrency.
     pub fn reserve(&self, mode: Mode) -> Result<(u64, MessageSecret), PairSpent> {
+        self.reserve_at(mode, Instant::now())
+    }
+
+    /// [`Pair::reserve`] at the time `now`.
+    ///
+    /// An MTE message moves to a later ratchet epoch when time says so, not only when
+    /// the sequence numbers do, so that a pair sending few messages still makes the
+    /// relay forget old epoch keys (docs/protocol.md §8): one epoch on when the current
+    /// one was entered `epoch_interval` ago, and two when no MTE message was sent for
+    /// `epoch_interval` (after a pause nothing is in flight, so the relay may drop the
+    /// key of the earlier messages as well, which it keeps as the "previous" epoch).
+    fn reserve_at(&self, mode: Mode, now: Instant) -> Result<(u64, MessageSecret), PairSpent> {
         match mode {
             Mode::Mke => {
                 // MKE secrets come straight from the root: numbering needs no lock.
                 let seq = self.take_seq()?;
-                let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-                let (secret, _) = keys.message_secret(Mode::Mke, seq)?;
+                let state = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+                let (secret, _) = state.keys.message_secret(Mode::Mke, seq)?;
                 Ok((seq, secret))
             }
             Mode::Mte => {
                 // Numbering under the ratchet's lock keeps the ratchet's moves in
                 // sequence order, so it never has to reach back to an erased epoch.
-                let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-                let seq = self.take_seq()?;
-                let (secret, advanced) = keys.message_secret(Mode::Mte, seq)?;
-                if let Some(advanced) = advanced {
-                    keys.ratchet.advance_to(advanced);
+                let mut state = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+                let elapsed = |since: Instant| now.saturating_duration_since(since);
+                let skip = if state
+                    .last_mte
+                    .is_some_and(|last| elapsed(last) >= self.epoch_interval)
+                {
+                    2
+                } else if state.last_mte.is_some()
+                    && elapsed(state.epoch_entered) >= self.epoch_interval
+                {
+                    1
+                } else {
+                    0
+                };
+                if skip > 0 {
+                    let boundary = state
+                        .keys
+                        .ratchet
+                        .epoch()
+                        .checked_add(skip)
+                        .and_then(|epoch| epoch.checked_mul(EPOCH_LEN))
+                        .ok_or(PairSpent::SequenceExhausted)?;
+                    self.next_seq.fetch_max(boundary, Ordering::AcqRel);
                 }
+                let seq = self.take_seq()?;
+                let (secret, advanced) = state.keys.message_secret(Mode::Mte, seq)?;
+                if let Some(advanced) = advanced {
+                    state.keys.ratchet.advance_to(advanced);
+                    state.epoch_entered = now;
+                }
+                state.last_mte = Some(now);
                 Ok((seq, secret))
             }
         }
@@ -186,8 +241,16 @@ mod tests {
         Some(Instant::now() + Duration::from_secs(3_600))
     }
 
+    const INTERVAL: Duration = Duration::from_secs(300);
+
     fn pair(tag: u8) -> Pair {
-        Pair::new(PairId([tag; 16]), Arc::from("client"), keys(), later())
+        Pair::new(
+            PairId([tag; 16]),
+            Arc::from("client"),
+            keys(),
+            later(),
+            INTERVAL,
+        )
     }
 
     #[test]
@@ -244,11 +307,12 @@ mod tests {
             Arc::from("c"),
             keys(),
             later(),
+            INTERVAL,
             3 * EPOCH_LEN,
         );
         let (seq, secret) = pair.reserve(Mode::Mte).expect("reserve");
         assert_eq!(seq, 3 * EPOCH_LEN);
-        let keys_now = pair.keys.lock().expect("lock").clone();
+        let keys_now = pair.keys.lock().expect("lock").keys.clone();
         assert_eq!(keys_now.ratchet.epoch(), 3);
         // The secret is the one the relay derives from the unadvanced state.
         let (expected, _) = keys().message_secret(Mode::Mte, seq).expect("relay side");
@@ -262,6 +326,7 @@ mod tests {
             Arc::from("c"),
             keys(),
             later(),
+            INTERVAL,
             u64::MAX - 1,
         );
         assert_eq!(
@@ -276,6 +341,7 @@ mod tests {
             Arc::from("c"),
             keys(),
             later(),
+            INTERVAL,
             u64::MAX / 2,
         );
         assert_eq!(
@@ -294,6 +360,7 @@ mod tests {
             Arc::from("c"),
             keys(),
             later(),
+            INTERVAL,
             (MAX_RATCHET_STEPS + 1) * EPOCH_LEN,
         );
         assert_eq!(
@@ -305,6 +372,7 @@ mod tests {
             Arc::from("c"),
             keys(),
             later(),
+            INTERVAL,
             MAX_RATCHET_STEPS * EPOCH_LEN,
         );
         assert!(within.reserve(Mode::Mte).is_ok(), "64 epochs are in reach");
@@ -318,10 +386,52 @@ mod tests {
             Arc::from("c"),
             keys(),
             Some(start + Duration::from_secs(10)),
+            INTERVAL,
         );
         assert!(!pair.is_retired(start));
         assert!(pair.is_retired(start + Duration::from_secs(10)));
-        let forever = Pair::new(PairId([2; 16]), Arc::from("c"), keys(), None);
+        let forever = Pair::new(PairId([2; 16]), Arc::from("c"), keys(), None, INTERVAL);
         assert!(!forever.is_retired(start + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn mte_moves_to_a_new_epoch_by_time_and_skips_one_after_a_pause() {
+        let pair = pair(1);
+        let start = Instant::now();
+        let epoch_of = |seq: u64| seq / EPOCH_LEN;
+        let reserve = |at: Instant| pair.reserve_at(Mode::Mte, at).expect("reserve").0;
+        assert_eq!(reserve(start), 0, "a fresh pair starts in epoch 0");
+        // Busy: a message every minute; the epoch changes once it is INTERVAL old.
+        let minute = Duration::from_secs(60);
+        let mut seqs = Vec::new();
+        for n in 1..=6 {
+            seqs.push(reserve(start + minute * n));
+        }
+        let epochs: Vec<u64> = seqs.iter().map(|&seq| epoch_of(seq)).collect();
+        assert_eq!(
+            epochs,
+            [0, 0, 0, 0, 1, 1],
+            "one epoch on after five minutes"
+        );
+        assert_eq!(seqs[4], EPOCH_LEN, "the first number of the new epoch");
+        // A pause longer than the interval: two epochs on, so the relay's "previous"
+        // key is one that protected nothing.
+        let (after_pause, client_secret) = pair
+            .reserve_at(Mode::Mte, start + minute * 6 + INTERVAL)
+            .expect("reserve");
+        assert_eq!(epoch_of(after_pause), 3);
+        assert_eq!(pair.keys.lock().expect("lock").keys.ratchet.epoch(), 3);
+        // The relay derives the same secret from its own state, however far behind.
+        let (relay_secret, advanced) = keys()
+            .message_secret(Mode::Mte, after_pause)
+            .expect("three epochs are within reach");
+        assert!(advanced.is_some());
+        assert_eq!(relay_secret, client_secret);
+        // MKE traffic is not affected by time.
+        let mke = pair
+            .reserve_at(Mode::Mke, start + INTERVAL * 10)
+            .expect("mke")
+            .0;
+        assert_eq!(mke, after_pause + 1);
     }
 }

@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use mte_relay_protocol::capabilities::{CAPABILITIES_ROUTE, Capabilities};
 use mte_relay_protocol::header::Mode;
+use mte_relay_protocol::identity::{IdentityError, IdentityPublicKey};
 use mte_relay_protocol::ids::is_client_id_syntax;
 use mte_relay_protocol::keys::MessageSecret;
 use mte_relay_protocol::pairing::{
@@ -38,6 +39,8 @@ pub(crate) struct Identity {
     pub capabilities: Capabilities,
     /// The relay's clock minus ours, in seconds, as of the capabilities document.
     pub relay_clock_offset: i64,
+    /// The relay's identity key when the client pins one (and the relay's matched).
+    pub relay_key: Option<IdentityPublicKey>,
 }
 
 impl Identity {
@@ -239,10 +242,18 @@ impl Session {
             ));
         }
         let relay_clock_offset = crate::resend::clock_offset(capabilities.server_time);
+        let relay_key = match &self.config.pin {
+            None => None,
+            Some(pin) => Some(
+                pin.check(capabilities.identity_key.as_deref())
+                    .map_err(impostor)?,
+            ),
+        };
         let identity = Arc::new(Identity {
             client_id: Arc::from(capabilities.client_id.as_str()),
             capabilities,
             relay_clock_offset,
+            relay_key,
         });
         self.set_identity(Some(Arc::clone(&identity)));
         Ok(identity)
@@ -287,10 +298,6 @@ impl Session {
                 pending.len()
             )));
         }
-        let lifetime = Duration::from_secs(identity.capabilities.limits.pair_ttl_secs);
-        // The deadline starts from when the request was sent, so it errs early.
-        // `None` (never) when the lifetime is too long for the clock to represent.
-        let retire_at = sent_at.checked_add(lifetime - EXPIRY_MARGIN.min(lifetime / 10));
         let scope = PairingScope {
             domain: &self.config.domain,
             client_id: &identity.client_id,
@@ -300,6 +307,18 @@ impl Session {
                 .as_ref()
                 .map(|secret| secret.expose_secret()),
         };
+        if let Some(relay_key) = &identity.relay_key {
+            let signature = answer.signature.as_deref().ok_or(IdentityError::Unsigned);
+            signature
+                .and_then(|signature| {
+                    relay_key.verify_pairing(scope, &document.pairs, &answer.pairs, signature)
+                })
+                .map_err(impostor)?;
+        }
+        let lifetime = Duration::from_secs(identity.capabilities.limits.pair_ttl_secs);
+        // The deadline starts from when the request was sent, so it errs early.
+        // `None` (never) when the lifetime is too long for the clock to represent.
+        let retire_at = sent_at.checked_add(lifetime - EXPIRY_MARGIN.min(lifetime / 10));
         pending
             .into_iter()
             .zip(&answer.pairs)
@@ -311,6 +330,7 @@ impl Session {
                     Arc::clone(&identity.client_id),
                     keys,
                     retire_at,
+                    self.config.mte_epoch_interval,
                 ))
             })
             .collect()
@@ -370,6 +390,17 @@ async fn read_document(response: Response<Incoming>, what: &str) -> Result<Bytes
         .map_err(|error| {
             ClientError::transport(format!("reading the {what} document failed"), false, error)
         })
+}
+
+/// The relay failed the pin: someone else answers in its place, or its key changed.
+fn impostor(error: IdentityError) -> ClientError {
+    ClientError::protocol_from(
+        format!(
+            "{error}: an active man in the middle answers in the relay's place, or the \
+             relay's identity key changed; nothing was paired or sent"
+        ),
+        error,
+    )
 }
 
 fn pairing_failure(error: PairingError) -> ClientError {

@@ -11,11 +11,15 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 
 use mte_relay_protocol::head::{HeaderField, RequestHead};
 use mte_relay_protocol::header::{Flags, Mode, RelayHeader};
+use mte_relay_protocol::identity::RelayIdentity;
 use mte_relay_protocol::ids::{PairId, ResendToken};
 use mte_relay_protocol::keys::PairKeys;
 use mte_relay_protocol::message::RequestContext;
-use mte_relay_protocol::pairing::{PairingRequest, PairingScope, PendingPair, accept_offer};
+use mte_relay_protocol::pairing::{
+    PairAnswer, PairingRequest, PairingScope, PendingPair, accept_offer,
+};
 use mte_relay_protocol::rng::os_rng;
+use mte_relay_protocol::secret::Secret32;
 
 const DOMAIN: &str = "api.example.com";
 const CLIENT_ID: &str =
@@ -64,6 +68,68 @@ fn pairing(c: &mut Criterion) {
             |(pending, answer)| pending.complete(scope(), &answer).expect("completes"),
             BatchSize::SmallInput,
         )
+    });
+    group.finish();
+}
+
+/// What the relay does for one pairing request: parse it and answer every offer.
+fn accept_all(
+    body: &[u8],
+    rng: &mut impl rand_core::CryptoRng,
+) -> (PairingRequest, Vec<PairAnswer>) {
+    let request = PairingRequest::parse(black_box(body), 32).expect("parses");
+    let answers = request
+        .pairs
+        .iter()
+        .map(|offer| accept_offer(scope(), offer, 0, rng).expect("accepts").2)
+        .collect();
+    (request, answers)
+}
+
+/// The relay's side of one pairing request of eight offers, without and with a relay
+/// identity (one hybrid signature over the batch), and the client's verification.
+fn signed_pairing(c: &mut Criterion) {
+    const BATCH: usize = 8;
+    let mut group = c.benchmark_group("pairing_batch_8");
+    let mut rng = os_rng();
+    let body = serde_json::to_vec(&PairingRequest {
+        client_id: CLIENT_ID.into(),
+        pairs: (0..BATCH)
+            .map(|_| PendingPair::generate(&mut rng).offer())
+            .collect(),
+    })
+    .expect("serialises");
+    let identity = RelayIdentity::from_key(&Secret32::from_bytes([7; 32]));
+
+    group.bench_function("server_unsigned", |b| {
+        b.iter(|| accept_all(&body, &mut rng))
+    });
+    group.bench_function("server_signed", |b| {
+        b.iter(|| {
+            let (request, answers) = accept_all(&body, &mut rng);
+            identity
+                .sign_pairing(scope(), &request.pairs, &answers, &mut rng)
+                .expect("signs")
+        })
+    });
+    let (request, answers) = accept_all(&body, &mut rng);
+    group.bench_function("sign_only", |b| {
+        b.iter(|| {
+            identity
+                .sign_pairing(scope(), &request.pairs, &answers, &mut rng)
+                .expect("signs")
+        })
+    });
+    let signature = identity
+        .sign_pairing(scope(), &request.pairs, &answers, &mut rng)
+        .expect("signs");
+    let public = identity.public_key();
+    group.bench_function("client_verify", |b| {
+        b.iter(|| {
+            public
+                .verify_pairing(scope(), &request.pairs, &answers, black_box(&signature))
+                .expect("verifies")
+        })
     });
     group.finish();
 }
@@ -177,5 +243,61 @@ fn streams(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pairing, requests, streams);
+/// A streamed response of small events (Server-Sent Events of model tokens): each
+/// event is one flushed record, unpadded or padded (`PADDED_RECORDS`). The sealed sizes
+/// are printed once, so the bandwidth cost sits beside the time.
+fn padded_streams(c: &mut Criterion) {
+    use mte_relay_protocol::header::Flags;
+    const EVENTS: usize = 1000;
+    // "data: <token>\n\n" with a short token: 16 to 40 bytes.
+    let events: Vec<Vec<u8>> = (0..EVENTS)
+        .map(|i| format!("data: {}\n\n", "tok".repeat(1 + i % 11)).into_bytes())
+        .collect();
+    let plain_len: usize = events.iter().map(Vec::len).sum();
+    let keys = keys();
+    let header = header(Mode::Mke, 11);
+    let (secret, _) = keys.message_secret(Mode::Mke, 11).expect("secret");
+    let context = RequestContext::new(secret, &header, "GET", DOMAIN);
+    let mut rng = os_rng();
+    let mut group = c.benchmark_group("sse_1000_events");
+    group.throughput(Throughput::Bytes(plain_len as u64));
+    for (name, flags) in [
+        ("seal_unpadded", Flags::HAS_BODY),
+        ("seal_padded", Flags::HAS_BODY.union(Flags::PADDED_RECORDS)),
+    ] {
+        let sealer = context.response_sealer_with(&mut rng, 200, flags);
+        let mut wire = Vec::new();
+        let seal = |wire: &mut Vec<u8>| {
+            wire.clear();
+            let mut encoder = sealer.body_encoder();
+            for event in &events {
+                encoder.push(event, wire).expect("push");
+                encoder.flush(wire).expect("flush");
+            }
+            encoder.finish(wire).expect("finish");
+        };
+        seal(&mut wire);
+        eprintln!(
+            "sse_1000_events/{name}: {plain_len} bytes of events -> {} bytes sealed ({:.2}x)",
+            wire.len(),
+            wire.len() as f64 / plain_len as f64
+        );
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                seal(&mut wire);
+                black_box(wire.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    pairing,
+    signed_pairing,
+    requests,
+    streams,
+    padded_streams
+);
 criterion_main!(benches);

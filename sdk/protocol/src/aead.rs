@@ -39,9 +39,9 @@ pub(crate) struct AuthFailed;
 
 impl MessageCipher {
     pub(crate) fn new(key: &Secret32, aad: Vec<u8>) -> Self {
-        let key_bytes: [u8; 32] = *key.expose_secret();
         MessageCipher {
-            cipher: Aes256Gcm::new(&key_bytes.into()),
+            // Borrowed straight from the secret: no stack copy of the key is left.
+            cipher: Aes256Gcm::new(key.expose_secret().into()),
             aad: aad.into(),
         }
     }
@@ -50,14 +50,12 @@ impl MessageCipher {
     pub(crate) fn seal_in_place(&self, nonce: [u8; 12], buffer: &mut [u8]) -> [u8; TAG_LEN] {
         let nonce = Nonce::from(nonce);
         // Encryption only fails for messages longer than GCM's 64 GiB bound, which the
-        // chunk size and head limits make impossible.
-        match self
-            .cipher
+        // chunk size and head limits make impossible. Failing loudly matters: on that
+        // path the buffer still holds the plaintext.
+        self.cipher
             .encrypt_inout_detached(&nonce, &self.aad, buffer.into())
-        {
-            Ok(tag) => tag.into(),
-            Err(_) => [0u8; TAG_LEN],
-        }
+            .expect("a record or head is far below GCM's length bound")
+            .into()
     }
 
     /// Decrypts `buffer` in place after checking `tag`.

@@ -15,7 +15,7 @@ pub const CAPABILITIES_ROUTE: &str = "/api/mte-relay";
 /// The protocol name in the document.
 pub const PROTOCOL_NAME: &str = "mte-relay";
 /// The full version this crate implements.
-pub const PROTOCOL_VERSION: &str = "1.0";
+pub const PROTOCOL_VERSION: &str = "1.1";
 
 /// Limits a relay enforces, announced so that clients stay within them.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -97,6 +97,11 @@ pub struct Capabilities {
     /// request's `not_after` on the relay's clock. Absent (0) from older relays.
     #[serde(default)]
     pub server_time: u64,
+    /// base64url of the relay's public identity key ([`crate::identity`]), when the
+    /// domain has one; its pairing answers are then signed. Unauthenticated: a client
+    /// believes it only when it matches the client's pin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_key: Option<String>,
 }
 
 /// Why a capabilities document was refused.
@@ -130,6 +135,7 @@ impl Capabilities {
             client_id,
             client_id_expires_at,
             server_time: 0,
+            identity_key: None,
         }
     }
 

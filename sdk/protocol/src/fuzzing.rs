@@ -11,11 +11,14 @@
 use crate::capabilities::Capabilities;
 use crate::head::{RequestHead, ResponseHead};
 use crate::header::{Flags, Mode, RelayHeader};
+use crate::identity::{IdentityPublicKey, Pin, RelayIdentity};
 use crate::ids::PairId;
 use crate::keys::PairKeys;
 use crate::message::{RequestContext, SealError};
 use crate::padding::MTE_MAX_MESSAGE;
-use crate::pairing::{PairingRequest, PairingResponse, PairingScope, PendingPair, accept_offer};
+use crate::pairing::{
+    PairAnswer, PairOffer, PairingRequest, PairingResponse, PairingScope, PendingPair, accept_offer,
+};
 use crate::registry::{ErrorReason, parse_error_header};
 use crate::secret::Secret32;
 use crate::stream::{BodyDecoder, BodyError};
@@ -33,6 +36,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("pairing_response", pairing_response),
     ("head_block", head_block),
     ("body_stream", body_stream),
+    ("identity", identity),
 ];
 
 /// Domain of the fixed fuzzing context.
@@ -47,6 +51,13 @@ pub const SEQ: u64 = 7;
 pub const PENDING_SEED: u8 = 2;
 /// Largest batch the pairing target accepts.
 pub const MAX_PAIRS: usize = 4;
+/// Every byte of the identity key of the relay whose signatures the identity target
+/// checks.
+pub const IDENTITY_KEY_BYTE: u8 = 4;
+/// Seed of the [`FuzzRng`] behind the relay's answer in [`signed_pairing`].
+pub const ANSWER_SEED: u8 = 9;
+/// `expires_at` of the answer in [`signed_pairing`].
+pub const ANSWER_EXPIRES_AT: u64 = 1_700_000_000;
 
 /// The request context every head and body target uses: fixed keys, fixed header.
 pub fn request_context(mode: Mode) -> RequestContext {
@@ -65,6 +76,12 @@ pub fn request_context(mode: Mode) -> RequestContext {
         client_id: CLIENT_ID.into(),
     };
     RequestContext::new(secret, &header, METHOD, DOMAIN)
+}
+
+/// The body encoder of [`request_context`] with padded records, as the body-stream
+/// target decodes with selector bit 3 (for its seed corpus).
+pub fn padded_body_encoder(mode: Mode) -> crate::stream::BodyEncoder {
+    request_context(mode).body_encoder().padding_records(true)
 }
 
 /// The pairing scope of the pairing targets.
@@ -221,6 +238,91 @@ pub fn pairing_response(data: &[u8]) {
     }
 }
 
+/// The fixed relay identity of the identity target.
+pub fn relay_identity() -> &'static RelayIdentity {
+    static IDENTITY: std::sync::OnceLock<RelayIdentity> = std::sync::OnceLock::new();
+    IDENTITY.get_or_init(|| RelayIdentity::from_key(&Secret32::from_bytes([IDENTITY_KEY_BYTE; 32])))
+}
+
+/// The genuine signed pairing of the identity target: the offer of the pending pair
+/// seeded with [`PENDING_SEED`], and the relay's signed answer to it.
+pub fn signed_pairing() -> &'static (PairOffer, PairingResponse) {
+    static SIGNED: std::sync::OnceLock<(PairOffer, PairingResponse)> = std::sync::OnceLock::new();
+    SIGNED.get_or_init(|| {
+        let offer = PendingPair::generate(&mut FuzzRng::new(PENDING_SEED)).offer();
+        let (_, _, answer): (_, _, PairAnswer) = accept_offer(
+            scope(),
+            &offer,
+            ANSWER_EXPIRES_AT,
+            &mut FuzzRng::new(ANSWER_SEED),
+        )
+        .expect("the fixed offer is valid");
+        let signature = relay_identity()
+            .sign_pairing(
+                scope(),
+                core::slice::from_ref(&offer),
+                core::slice::from_ref(&answer),
+                &mut FuzzRng::new(ANSWER_SEED),
+            )
+            .expect("signs");
+        let response = PairingResponse {
+            pairs: vec![answer],
+            signature: Some(signature),
+        };
+        (offer, response)
+    })
+}
+
+/// The relay identity: pins and public keys that parse print back to text that parses
+/// to the same value, and a pairing response's signature verifies under the fixed
+/// relay's key only over exactly the answers that relay signed.
+///
+/// The first byte selects the case: 0 a pin, 1 a relay public key, anything else a
+/// pairing response (JSON) answering [`signed_pairing`]'s offer.
+pub fn identity(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    match selector {
+        0 => {
+            let Ok(text) = core::str::from_utf8(rest) else {
+                return;
+            };
+            if let Ok(pin) = Pin::parse(text) {
+                assert_eq!(Pin::parse(&pin.to_string()), Ok(pin));
+            }
+        }
+        1 => {
+            if let Ok(key) = IdentityPublicKey::parse(rest) {
+                let text = key.to_text();
+                assert_eq!(IdentityPublicKey::parse(text.as_bytes()).as_ref(), Ok(&key));
+                assert_eq!(key.pin().check(Some(&text)), Ok(key));
+            }
+        }
+        _ => {
+            let Ok(response) = PairingResponse::parse(rest) else {
+                return;
+            };
+            let Some(signature) = &response.signature else {
+                return;
+            };
+            let (offer, genuine) = signed_pairing();
+            let verified = relay_identity().public_key().verify_pairing(
+                scope(),
+                core::slice::from_ref(offer),
+                &response.pairs,
+                signature,
+            );
+            if verified.is_ok() {
+                assert_eq!(
+                    response.pairs, genuine.pairs,
+                    "only the signed answers verify"
+                );
+            }
+        }
+    }
+}
+
 /// The encrypted head block, and the head encoding inside it.
 ///
 /// The first byte selects the case: bit 0 the mode (MTE when set), bits 1 and 2 what
@@ -295,7 +397,8 @@ pub fn head_block(data: &[u8]) {
 /// The first byte selects the case: bit 0 the mode (MTE when set); bit 1 clear feeds
 /// the rest to a decoder as received bytes, bit 1 set encodes the rest as a body and
 /// decodes it back; bit 2 sets a plaintext limit (the second byte, times 1024) on the
-/// raw decoder. The second byte also seeds the split points.
+/// raw decoder; bit 3 pads every record (the response flag `PADDED_RECORDS`, MKE only).
+/// The second byte also seeds the split points.
 pub fn body_stream(data: &[u8]) {
     let Some((&[selector, seed], rest)) = data.split_first_chunk::<2>() else {
         return;
@@ -306,11 +409,13 @@ pub fn body_stream(data: &[u8]) {
         Mode::Mte
     };
     let context = request_context(mode);
+    let padded = selector & 8 != 0;
+    let decoder = |limit| context.body_decoder(limit).padding_records(padded);
     if selector & 2 == 0 {
         let limit = (selector & 4 != 0).then_some(u64::from(seed) * 1024);
-        let (whole, whole_end) = decode_in_pieces(context.body_decoder(limit), &[rest]);
+        let (whole, whole_end) = decode_in_pieces(decoder(limit), &[rest]);
         let pieces = Splitter::new(seed).split(rest);
-        let (split, split_end) = decode_in_pieces(context.body_decoder(limit), &pieces);
+        let (split, split_end) = decode_in_pieces(decoder(limit), &pieces);
         assert_eq!(whole, split, "plaintext does not depend on the split");
         assert_eq!(
             whole_end, split_end,
@@ -322,7 +427,7 @@ pub fn body_stream(data: &[u8]) {
             Mode::Mte => &rest[..rest.len().min(MTE_MAX_MESSAGE)],
         };
         let mut splitter = Splitter::new(seed);
-        let mut encoder = context.body_encoder();
+        let mut encoder = context.body_encoder().padding_records(padded);
         let mut wire = Vec::new();
         for (index, piece) in splitter.split(plaintext).into_iter().enumerate() {
             encoder.push(piece, &mut wire).expect("push within the cap");
@@ -332,7 +437,7 @@ pub fn body_stream(data: &[u8]) {
         }
         encoder.finish(&mut wire).expect("finish within the cap");
         let pieces = splitter.split(&wire);
-        let (decoded, end) = decode_in_pieces(context.body_decoder(None), &pieces);
+        let (decoded, end) = decode_in_pieces(decoder(None), &pieces);
         assert_eq!(end, Ok(()));
         assert_eq!(decoded, plaintext);
     }

@@ -70,20 +70,42 @@ pub struct Flags(u8);
 impl Flags {
     /// The message carries an encrypted body stream after its head.
     pub const HAS_BODY: Flags = Flags(0b0000_0001);
+    /// Responses only: every record of the (MKE) body stream holds padded plaintext
+    /// (docs/protocol.md §6.5), so record lengths show only size buckets.
+    pub const PADDED_RECORDS: Flags = Flags(0b0000_0010);
     const KNOWN: u8 = Flags::HAS_BODY.0;
+    const KNOWN_IN_RESPONSES: u8 = Flags::HAS_BODY.0 | Flags::PADDED_RECORDS.0;
 
     /// No flag set.
     pub const fn empty() -> Flags {
         Flags(0)
     }
 
-    /// Flags from their byte, refusing unknown bits.
+    /// Request flags from their byte, refusing unknown bits.
     pub const fn from_bits(bits: u8) -> Option<Flags> {
         if bits & !Flags::KNOWN == 0 {
             Some(Flags(bits))
         } else {
             None
         }
+    }
+
+    /// Response flags from their byte, refusing unknown bits, and `PADDED_RECORDS`
+    /// without a body.
+    pub const fn from_response_bits(bits: u8) -> Option<Flags> {
+        let padded_without_body =
+            bits & Flags::PADDED_RECORDS.0 != 0 && bits & Flags::HAS_BODY.0 == 0;
+        if bits & !Flags::KNOWN_IN_RESPONSES == 0 && !padded_without_body {
+            Some(Flags(bits))
+        } else {
+            None
+        }
+    }
+
+    /// These flags with `other`'s set too.
+    #[must_use]
+    pub const fn union(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
     }
 
     /// The byte form.

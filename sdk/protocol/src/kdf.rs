@@ -24,6 +24,9 @@ pub(crate) const LABEL_RESPONSE_KEY: &[u8] = b"mte-relay/v1 response key";
 pub(crate) const LABEL_CLIENT_ID: &[u8] = b"mte-relay/v1 client id";
 pub(crate) const LABEL_REQUEST_AAD: &[u8] = b"mte-relay/v1 request";
 pub(crate) const LABEL_RESPONSE_AAD: &[u8] = b"mte-relay/v1 response";
+pub(crate) const LABEL_IDENTITY_ED25519: &[u8] = b"mte-relay/v1 identity ed25519";
+pub(crate) const LABEL_IDENTITY_ML_DSA: &[u8] = b"mte-relay/v1 identity ml-dsa-65";
+pub(crate) const LABEL_PAIRING_SIGNATURE: &[u8] = b"mte-relay/v1 pairing signature";
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 

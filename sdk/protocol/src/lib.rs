@@ -23,6 +23,7 @@ pub mod encoding;
 pub mod fuzzing;
 pub mod head;
 pub mod header;
+pub mod identity;
 pub mod ids;
 mod kdf;
 pub mod keys;

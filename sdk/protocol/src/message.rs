@@ -126,9 +126,26 @@ impl RequestContext {
         status: u16,
         has_body: bool,
     ) -> ResponseContext {
+        self.response_sealer_with(rng, status, Flags::with_body(has_body))
+    }
+
+    /// [`RequestContext::response_sealer`] with explicit response flags, such as
+    /// [`Flags::PADDED_RECORDS`] for a streamed MKE body whose record lengths must not
+    /// show the size of each write (one token of a model's answer, one event).
+    /// `PADDED_RECORDS` is dropped in MTE mode, whose body is one padded message.
+    pub fn response_sealer_with(
+        &self,
+        rng: &mut impl rand_core::CryptoRng,
+        status: u16,
+        flags: Flags,
+    ) -> ResponseContext {
+        let flags = match self.mode {
+            Mode::Mke => flags,
+            Mode::Mte => Flags::with_body(flags.contains(Flags::HAS_BODY)),
+        };
         let mut nonce = [0u8; RESPONSE_NONCE_LEN];
         rng.fill_bytes(&mut nonce);
-        self.response_with_nonce(nonce, status, Flags::with_body(has_body))
+        self.response_with_nonce(nonce, status, flags)
     }
 
     /// The client's side of the response: opens the `x-mte-relay-head` value of a
@@ -142,7 +159,9 @@ impl RequestContext {
         if block.len() < 1 + RESPONSE_NONCE_LEN + TAG_LEN {
             return Err(OpenError::Malformed);
         }
-        let flags = Flags::from_bits(block[0]).ok_or(OpenError::Malformed)?;
+        let flags = Flags::from_response_bits(block[0])
+            .filter(|flags| self.mode == Mode::Mke || !flags.contains(Flags::PADDED_RECORDS))
+            .ok_or(OpenError::Malformed)?;
         let mut nonce = [0u8; RESPONSE_NONCE_LEN];
         nonce.copy_from_slice(&block[1..1 + RESPONSE_NONCE_LEN]);
         let response = self.response_with_nonce(nonce, status, flags);
@@ -203,14 +222,19 @@ impl ResponseContext {
         seal_head_block(&self.cipher, self.mode, &plain, &prefix)
     }
 
-    /// An encoder for the response body.
+    /// True when the body's records are padded ([`Flags::PADDED_RECORDS`]).
+    pub fn pads_records(&self) -> bool {
+        self.flags.contains(Flags::PADDED_RECORDS)
+    }
+
+    /// An encoder for the response body (padding its records when the flags say so).
     pub fn body_encoder(&self) -> BodyEncoder {
-        BodyEncoder::new(self.cipher.clone(), self.mode)
+        BodyEncoder::new(self.cipher.clone(), self.mode).padding_records(self.pads_records())
     }
 
     /// A decoder for the response body, refusing more than `limit` plaintext bytes.
     pub fn body_decoder(&self, limit: Option<u64>) -> BodyDecoder {
-        BodyDecoder::new(self.cipher.clone(), self.mode, limit)
+        BodyDecoder::new(self.cipher.clone(), self.mode, limit).padding_records(self.pads_records())
     }
 }
 

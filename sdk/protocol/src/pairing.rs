@@ -69,6 +69,10 @@ pub struct PairOffer {
 pub struct PairingResponse {
     /// Answers in the order of the offers.
     pub pairs: Vec<PairAnswer>,
+    /// base64url of the relay's hybrid signature over the batch
+    /// ([`crate::identity`]), when the relay has an identity key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// The relay's answer to one offer.
@@ -304,9 +308,11 @@ pub fn derive(
     transcript.push(u8::from(scope.psk.is_some()));
     let transcript_hash = kdf::sha256(&transcript);
 
-    let psk_key = scope.psk.map(|psk| kdf::hmac(psk, &[LABEL_PSK]));
+    let psk_key = scope
+        .psk
+        .map(|psk| zeroize::Zeroizing::new(kdf::hmac(psk, &[LABEL_PSK])));
     let prk = match &psk_key {
-        Some(psk_key) => kdf::extract(&transcript_hash, &[shared_secret, psk_key]),
+        Some(psk_key) => kdf::extract(&transcript_hash, &[shared_secret, psk_key.as_slice()]),
         None => kdf::extract(&transcript_hash, &[shared_secret]),
     };
     let mke_root = kdf::expand(prk.expose_secret(), LABEL_MKE_ROOT, b"");

@@ -7,8 +7,9 @@
 //! failure, and a stream that ends before a final record is refused.
 //!
 //! In MKE mode a record holds at most [`CHUNK_SIZE`] bytes and records are produced as
-//! data arrives. In MTE mode the body is exactly one final record holding the padded
-//! message.
+//! data arrives; with padded records (a response flag) each record's plaintext is padded
+//! like an MTE message, so its length shows only a size bucket. In MTE mode the body is
+//! exactly one final record holding the padded message.
 
 use crate::aead::{MessageCipher, NonceKind, TAG_LEN, nonce};
 use crate::header::Mode;
@@ -17,6 +18,8 @@ use crate::registry::ErrorReason;
 
 /// Largest plaintext of one MKE record.
 pub const CHUNK_SIZE: usize = 64 * 1024;
+/// Largest data of one padded MKE record: the largest bucket less its length field.
+pub const PADDED_CHUNK_SIZE: usize = padding::MTE_MAX_MESSAGE;
 /// Length of a record header.
 pub const RECORD_HEADER_LEN: usize = 4;
 const FINAL_BIT: u32 = 1 << 31;
@@ -59,6 +62,8 @@ impl BodyError {
 pub struct BodyEncoder {
     cipher: MessageCipher,
     mode: Mode,
+    /// MKE records carry padded plaintext.
+    padded: bool,
     counter: u64,
     pending: Vec<u8>,
     finished: bool,
@@ -69,9 +74,26 @@ impl BodyEncoder {
         BodyEncoder {
             cipher,
             mode,
+            padded: false,
             counter: 0,
             pending: Vec::new(),
             finished: false,
+        }
+    }
+
+    /// Pads every record's plaintext to its bucket (MKE only; MTE bodies are padded
+    /// anyway).
+    pub(crate) fn padding_records(mut self, padded: bool) -> Self {
+        self.padded = padded && self.mode == Mode::Mke;
+        self
+    }
+
+    /// The most data one record carries.
+    fn chunk_size(&self) -> usize {
+        if self.padded {
+            PADDED_CHUNK_SIZE
+        } else {
+            CHUNK_SIZE
         }
     }
 
@@ -87,19 +109,20 @@ impl BodyEncoder {
             self.pending.extend_from_slice(data);
             return Ok(());
         }
+        let chunk_size = self.chunk_size();
         while !data.is_empty() {
-            if self.pending.is_empty() && data.len() >= CHUNK_SIZE {
+            if self.pending.is_empty() && data.len() >= chunk_size {
                 // Whole chunks go straight from the input to the output.
-                let (chunk, rest) = data.split_at(CHUNK_SIZE);
+                let (chunk, rest) = data.split_at(chunk_size);
                 self.seal_record(chunk, false, out);
                 data = rest;
                 continue;
             }
-            let room = CHUNK_SIZE - self.pending.len();
+            let room = chunk_size - self.pending.len();
             let take = room.min(data.len());
             self.pending.extend_from_slice(&data[..take]);
             data = &data[take..];
-            if self.pending.len() == CHUNK_SIZE {
+            if self.pending.len() == chunk_size {
                 let chunk = std::mem::take(&mut self.pending);
                 self.seal_record(&chunk, false, out);
                 self.pending = chunk;
@@ -144,6 +167,18 @@ impl BodyEncoder {
     }
 
     fn seal_record(&mut self, plaintext: &[u8], last: bool, out: &mut Vec<u8>) {
+        if self.padded {
+            let mut padded = Vec::new();
+            // A padded record's data never exceeds PADDED_CHUNK_SIZE, which always fits.
+            if padding::pad_into(plaintext, &mut padded).is_some() {
+                self.seal_plain_record(&padded, last, out);
+                return;
+            }
+        }
+        self.seal_plain_record(plaintext, last, out);
+    }
+
+    fn seal_plain_record(&mut self, plaintext: &[u8], last: bool, out: &mut Vec<u8>) {
         let sealed_len = plaintext.len() + TAG_LEN;
         // Records never exceed CHUNK_SIZE or MAX_BUCKET plus a tag, far below 2^31.
         let header = (sealed_len as u32) | if last { FINAL_BIT } else { 0 };
@@ -164,6 +199,8 @@ impl BodyEncoder {
 pub struct BodyDecoder {
     cipher: MessageCipher,
     mode: Mode,
+    /// MKE records carry padded plaintext.
+    padded: bool,
     counter: u64,
     header: [u8; RECORD_HEADER_LEN],
     header_len: usize,
@@ -182,6 +219,7 @@ impl BodyDecoder {
         BodyDecoder {
             cipher,
             mode,
+            padded: false,
             counter: 0,
             header: [0; RECORD_HEADER_LEN],
             header_len: 0,
@@ -192,6 +230,12 @@ impl BodyDecoder {
             total: 0,
             failed: None,
         }
+    }
+
+    /// Expects every record's plaintext padded (MKE only).
+    pub(crate) fn padding_records(mut self, padded: bool) -> Self {
+        self.padded = padded && self.mode == Mode::Mke;
+        self
     }
 
     /// True once the final record has been opened.
@@ -289,8 +333,10 @@ impl BodyDecoder {
         if !well_formed {
             return Err(BodyError::Malformed);
         }
+        // Padded records are checked against the limit once their data length is known.
         if let Some(limit) = self.limit
             && self.mode == Mode::Mke
+            && !self.padded
             && self.total + plaintext_len as u64 > limit
         {
             return Err(BodyError::TooLarge);
@@ -316,14 +362,22 @@ impl BodyDecoder {
             out.truncate(start);
             return Err(BodyError::Authentication);
         }
-        if self.mode == Mode::Mte {
+        if self.mode == Mode::Mte || self.padded {
             let Some(data_len) = padding::unpad(&out[start..]).map(<[u8]>::len) else {
                 out.truncate(start);
                 return Err(BodyError::Malformed);
             };
+            if data_len == 0 && !last {
+                // As unpadded: only the final record may carry no data.
+                out.truncate(start);
+                return Err(BodyError::Malformed);
+            }
             out.copy_within(start + 4..start + 4 + data_len, start);
             out.truncate(start + data_len);
-            if self.limit.is_some_and(|limit| data_len as u64 > limit) {
+            if self
+                .limit
+                .is_some_and(|limit| self.total + data_len as u64 > limit)
+            {
                 out.truncate(start);
                 return Err(BodyError::TooLarge);
             }

@@ -113,6 +113,7 @@ fn seeds() -> Seeds {
         ("pairing_response", pairing_response_seeds()),
         ("head_block", head_block_seeds()),
         ("body_stream", body_stream_seeds()),
+        ("identity", identity_seeds()),
     ]
 }
 
@@ -224,6 +225,7 @@ fn pairing_response_seeds() -> Vec<(String, Vec<u8>)> {
     .expect("valid offer");
     let valid = PairingResponse {
         pairs: vec![answer.clone()],
+        signature: None,
     };
     let mut bad_confirm = valid.clone();
     bad_confirm.pairs[0].confirm = "A".repeat(43);
@@ -236,6 +238,34 @@ fn pairing_response_seeds() -> Vec<(String, Vec<u8>)> {
         seed("invalid-pair-id", json(&other_pair)),
         seed("invalid-empty", r#"{"pairs":[]}"#),
         seed("invalid-unknown-field", r#"{"pairs":[],"x":1}"#),
+    ]
+}
+
+fn identity_seeds() -> Vec<(String, Vec<u8>)> {
+    let public = fuzzing::relay_identity().public_key();
+    let (_, genuine) = fuzzing::signed_pairing();
+    let json = |response: &PairingResponse| serde_json::to_vec(response).expect("serialises");
+    let mut later = genuine.clone();
+    later.pairs[0].expires_at += 1;
+    let mut unsigned = genuine.clone();
+    unsigned.signature = None;
+    let mut truncated = genuine.clone();
+    if let Some(signature) = truncated.signature.as_mut() {
+        signature.truncate(100);
+    }
+    vec![
+        seed("pin-valid", with_selector(&[0], public.pin().to_string())),
+        seed("pin-whole-key", with_selector(&[0], public.to_text())),
+        seed("pin-invalid", with_selector(&[0], "sha256:abc")),
+        seed("public-key-valid", with_selector(&[1], public.to_text())),
+        seed(
+            "public-key-short",
+            with_selector(&[1], &public.to_text()[..100]),
+        ),
+        seed("signed-valid", with_selector(&[2], json(genuine))),
+        seed("signed-changed-answer", with_selector(&[2], json(&later))),
+        seed("signed-truncated", with_selector(&[2], json(&truncated))),
+        seed("unsigned", with_selector(&[2], json(&unsigned))),
     ]
 }
 
@@ -318,6 +348,25 @@ fn body_stream_seeds() -> Vec<(String, Vec<u8>)> {
             with_selector(&[2 | bit, 5], &body),
         ));
     }
+    let mut padded = Vec::new();
+    let mut encoder = fuzzing::padded_body_encoder(Mode::Mke);
+    for piece in body.chunks(300) {
+        encoder.push(piece, &mut padded).expect("push");
+        encoder.flush(&mut padded).expect("flush");
+    }
+    encoder.finish(&mut padded).expect("finish");
+    seeds.push(seed(
+        "valid-mke-padded-stream",
+        with_selector(&[8, 17], &padded),
+    ));
+    seeds.push(seed(
+        "invalid-mke-padded-read-unpadded",
+        with_selector(&[0, 17], &padded),
+    ));
+    seeds.push(seed(
+        "valid-mke-padded-plaintext",
+        with_selector(&[8 | 2, 5], &body),
+    ));
     seeds.push(seed("invalid-header", with_selector(&[0, 0], [0, 0, 0, 3])));
     seeds
 }

@@ -203,6 +203,7 @@ proptest! {
         flushes in vec(prop::bool::weighted(0.15), 1..6),
         decode_plan in plan(),
         status in 100u16..1000,
+        pad_response in any::<bool>(),
     ) {
         let mut body = body(len, seed);
         if mode == Mode::Mte {
@@ -223,14 +224,31 @@ proptest! {
         let opened = decode(relay.body_decoder(None), &wire, &decode_plan);
         prop_assert_eq!(opened.as_deref(), Ok(&body[..]));
 
-        let sealer = relay.response_sealer(&mut os_rng(), status, true);
+        let flags = if pad_response {
+            Flags::HAS_BODY.union(Flags::PADDED_RECORDS)
+        } else {
+            Flags::HAS_BODY
+        };
+        let sealer = relay.response_sealer_with(&mut os_rng(), status, flags);
         let response_value = sealer.seal_head(&response).expect("response head seals");
         let response_wire = encode(sealer.body_encoder(), &body, &decode_plan, &flushes);
+        if mode == Mode::Mke && pad_response {
+            // Every record, whatever was flushed when, shows only a bucket size.
+            let starts = record_starts(&response_wire);
+            for window in starts.windows(2) {
+                let plaintext = window[1] - window[0] - 4 - 16;
+                prop_assert!(
+                    plaintext.is_power_of_two() && (256..=65536).contains(&plaintext),
+                    "record of {} plaintext bytes", plaintext
+                );
+            }
+        }
         let (opener, opened_head) = client
             .open_response(status, response_value.as_bytes())
             .expect("response head opens");
         prop_assert_eq!(opened_head, response);
         prop_assert!(opener.has_body());
+        prop_assert_eq!(opener.pads_records(), mode == Mode::Mke && pad_response);
         let opened = decode(opener.body_decoder(None), &response_wire, &encode_plan);
         prop_assert_eq!(opened.as_deref(), Ok(&body[..]));
     }
@@ -709,4 +727,58 @@ proptest! {
             prop_assert_eq!(header.format().into_bytes(), text);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Padded records
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A padded response stream fails on any flipped bit, and a stream whose head
+    /// claims the other padding than its records carry never opens.
+    #[test]
+    fn padded_records_fail_on_any_change(
+        len in 0usize..3000,
+        seed in any::<u64>(),
+        at in any::<prop::sample::Index>(),
+        bit in 0u8..8,
+    ) {
+        let header = header(Mode::Mke, SEQ, true);
+        let (client_secret, relay_secret) = secrets(Mode::Mke, SEQ);
+        let client = RequestContext::new(client_secret, &header, METHOD, DOMAIN);
+        let relay = RequestContext::new(relay_secret, &header, METHOD, DOMAIN);
+        let body = body(len, seed);
+        let padded = Flags::HAS_BODY.union(Flags::PADDED_RECORDS);
+        let sealer = relay.response_sealer_with(&mut os_rng(), STATUS, padded);
+        let value = sealer.seal_head(&ResponseHead { headers: vec![] }).expect("seals");
+        let wire = encode(sealer.body_encoder(), &body, &[700], &[true]);
+        let (opener, _) = client.open_response(STATUS, value.as_bytes()).expect("opens");
+        let opened = decode(opener.body_decoder(None), &wire, &[97]);
+        prop_assert_eq!(opened.as_deref(), Ok(&body[..]));
+        let index = at.index(wire.len());
+        let flipped = flip(&wire, index, bit);
+        prop_assert!(decode(opener.body_decoder(None), &flipped, &[97]).is_err());
+
+        // The flag byte leads the response block: clearing PADDED_RECORDS breaks the
+        // head's authentication, so padding cannot be stripped or claimed in transit.
+        let mut block = base64_decode(value.as_bytes()).expect("base64url");
+        block[0] = Flags::HAS_BODY.bits();
+        let stripped = base64_encode(&block);
+        prop_assert!(client.open_response(STATUS, stripped.as_bytes()).is_err());
+    }
+}
+
+#[test]
+fn response_flags_refuse_padding_without_a_body_and_unknown_bits() {
+    assert!(Flags::from_response_bits(0b11).is_some());
+    assert!(
+        Flags::from_response_bits(0b10).is_none(),
+        "padded records without a body"
+    );
+    assert!(Flags::from_response_bits(0b100).is_none());
+    assert!(
+        Flags::from_bits(0b10).is_none(),
+        "requests have no padded records"
+    );
 }

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use mte_relay_protocol::client_id::ClientIdAuthority;
 use mte_relay_protocol::head::{HeaderField, RequestHead, ResponseHead};
 use mte_relay_protocol::header::{Flags, Mode, RelayHeader};
+use mte_relay_protocol::identity::{IdentityPublicKey, Pin, RelayIdentity};
 use mte_relay_protocol::ids::{PairId, ResendToken};
 use mte_relay_protocol::keys::{MteRatchet, PairKeys};
 use mte_relay_protocol::message::RequestContext;
@@ -155,6 +156,66 @@ fn pairing(inputs: &Value) -> Value {
     })
 }
 
+fn signed_pairing(inputs: &Value) -> Value {
+    let identity = RelayIdentity::from_key(&Secret32::from_bytes(array32(&hex_field(
+        inputs,
+        "identity_key",
+    ))));
+    let scope = PairingScope {
+        domain: str_field(inputs, "domain"),
+        client_id: str_field(inputs, "client_id"),
+        psk: None,
+    };
+    let expires_at = u64_field(inputs, "expires_at");
+    let (offers, answers): (Vec<_>, Vec<_>) = inputs["pairs"]
+        .as_array()
+        .expect("pairs")
+        .iter()
+        .map(|pair| {
+            let pending = PendingPair::generate(&mut FixedRng::new(&[
+                &hex_field(pair, "pair_id"),
+                &hex_field(pair, "x_wing_seed"),
+            ]));
+            let offer = pending.offer();
+            let (_, _, answer) = accept_offer(
+                scope,
+                &offer,
+                expires_at,
+                &mut FixedRng::new(&[&hex_field(pair, "encapsulation_randomness")]),
+            )
+            .expect("offer accepted");
+            (offer, answer)
+        })
+        .unzip();
+    let signature = identity
+        .sign_pairing(
+            scope,
+            &offers,
+            &answers,
+            &mut FixedRng::new(&[&hex_field(inputs, "signing_randomness")]),
+        )
+        .expect("signs");
+    let public_key = identity.public_key().to_text();
+    let announced = IdentityPublicKey::parse(public_key.as_bytes()).expect("public key parses");
+    announced
+        .verify_pairing(scope, &offers, &answers, &signature)
+        .expect("the signature verifies");
+    let pin = identity.public_key().pin().to_string();
+    assert_eq!(
+        Pin::parse(&pin)
+            .expect("pin parses")
+            .check(Some(&public_key)),
+        Ok(announced)
+    );
+    json!({
+        "public_key": public_key,
+        "pin": pin,
+        "offers": serde_json::to_value(&offers).expect("json"),
+        "answers": serde_json::to_value(&answers).expect("json"),
+        "signature": signature,
+    })
+}
+
 fn client_id(inputs: &Value) -> Value {
     let authority = ClientIdAuthority::new(
         SecretBytes::new(str_field(inputs, "client_id_secret").as_bytes().to_vec()),
@@ -252,11 +313,11 @@ fn message(inputs: &Value) -> Value {
 
     let status = u64_field(inputs, "status") as u16;
     let nonce = hex_field(inputs, "response_nonce");
-    let response = context.response_sealer(
-        &mut FixedRng::new(&[&nonce]),
-        status,
-        !response_body.is_empty(),
-    );
+    let mut flags = Flags::with_body(!response_body.is_empty());
+    if inputs["pad_response_records"].as_bool().unwrap_or(false) {
+        flags = flags.union(Flags::PADDED_RECORDS);
+    }
+    let response = context.response_sealer_with(&mut FixedRng::new(&[&nonce]), status, flags);
     let response_head = ResponseHead {
         headers: headers_from(&inputs["response_headers"]),
     };
@@ -301,6 +362,30 @@ fn pairing_inputs() -> Vec<(String, Value)> {
             )
         })
         .collect()
+}
+
+fn signed_pairing_inputs() -> Vec<(String, Value)> {
+    let label = "signed-pairing/batch-of-two";
+    let pairs: Vec<Value> = (0..2)
+        .map(|n| {
+            json!({
+                "pair_id": hex::encode(seeded(&format!("{label}/{n}/pair_id"), 16)),
+                "x_wing_seed": hex::encode(seeded(&format!("{label}/{n}/x_wing_seed"), 32)),
+                "encapsulation_randomness": hex::encode(seeded(&format!("{label}/{n}/encapsulation"), 64)),
+            })
+        })
+        .collect();
+    vec![(
+        "batch-of-two".into(),
+        json!({
+            "identity_key": hex::encode(seeded(&format!("{label}/identity_key"), 32)),
+            "domain": "api.example.com",
+            "client_id": "AQAAAABlU_EAc2VlZGVkLWNsaWVudC1pZA",
+            "expires_at": 1_700_086_400u64,
+            "pairs": pairs,
+            "signing_randomness": hex::encode(seeded(&format!("{label}/signing_randomness"), 32)),
+        }),
+    )]
 }
 
 fn client_id_inputs() -> Vec<(String, Value)> {
@@ -381,6 +466,7 @@ fn message_inputs() -> Vec<(String, Value)> {
             201,
             0,
         ),
+        ("mke-padded-response", "mke", "GET", 0, 300, 7, 200, 0),
         (
             "mte-put-small",
             "mte",
@@ -396,9 +482,7 @@ fn message_inputs() -> Vec<(String, Value)> {
         .into_iter()
         .map(|(name, mode, method, req_len, resp_len, seq, status, _)| {
             let label = format!("message/{name}");
-            (
-                name.to_owned(),
-                json!({
+            let mut inputs = json!({
                     "mode": mode,
                     "mke_root": hex::encode(seeded(&format!("{label}/mke_root"), 32)),
                     "mte_epoch0": hex::encode(seeded(&format!("{label}/mte_epoch0"), 32)),
@@ -416,8 +500,11 @@ fn message_inputs() -> Vec<(String, Value)> {
                     "response_nonce": hex::encode(seeded(&format!("{label}/response_nonce"), 32)),
                     "response_headers": [["content-type", "application/json"], ["set-cookie", "a=1"], ["set-cookie", "b=2"]],
                     "response_body_len": resp_len,
-                }),
-            )
+            });
+            if name.contains("padded") {
+                inputs["pad_response_records"] = json!(true);
+            }
+            (name.to_owned(), inputs)
         })
         .collect()
 }
@@ -437,6 +524,12 @@ const FILES: &[VectorFile] = &[
         description: "X-Wing pairing: the client's random draws are pair_id then x_wing_seed; the relay's are encapsulation_randomness (ML-KEM 32 bytes, then X25519 32 bytes).",
         inputs: pairing_inputs,
         compute: pairing,
+    },
+    VectorFile {
+        file: "signed-pairing.json",
+        description: "A pairing batch signed with the relay identity key: Ed25519 and ML-DSA-65 keys derived from identity_key, the batch transcript's SHA-256 signed by both (ML-DSA hedged with signing_randomness); see docs/protocol.md, Relay identity.",
+        inputs: signed_pairing_inputs,
+        compute: signed_pairing,
     },
     VectorFile {
         file: "client-id.json",

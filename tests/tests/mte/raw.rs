@@ -495,6 +495,7 @@ impl Sealed {
         let raw = within("a sealed response body", response.into_body().collect())
             .await
             .map(|collected| collected.to_bytes());
+        let wire = raw.as_ref().map(|raw| raw.to_vec()).unwrap_or_default();
         let body = match raw {
             Err(error) => Err(format!("body failed while streaming: {error}")),
             Ok(raw) if !context.has_body() => {
@@ -517,6 +518,7 @@ impl Sealed {
             sealed: Some(head),
             body: body.clone().unwrap_or_default(),
             body_result: body.map(|_| ()),
+            wire,
         }
     }
 }
@@ -533,6 +535,30 @@ pub struct Answer {
     pub body: Vec<u8>,
     /// Whether the body arrived (and, when sealed, opened) completely.
     pub body_result: Result<(), String>,
+    /// The body as received, before opening (empty for a plain answer).
+    pub wire: Vec<u8>,
+}
+
+/// The plaintext length of every record of a well-formed body stream.
+pub fn record_plaintext_lengths(wire: &[u8]) -> Vec<usize> {
+    let mut lengths = Vec::new();
+    let mut at = 0;
+    while at + 4 <= wire.len() {
+        let header = u32::from_be_bytes(wire[at..at + 4].try_into().expect("4 bytes"));
+        let sealed = (header & 0x7fff_ffff) as usize;
+        lengths.push(sealed - 16);
+        at += 4 + sealed;
+    }
+    assert_eq!(at, wire.len(), "records tile the stream");
+    lengths
+}
+
+/// True when every record of `wire` has a padding bucket's size (256 · 2^k, at most
+/// 65536 bytes of plaintext): what a padded stream shows.
+pub fn padded_records(wire: &[u8]) -> bool {
+    record_plaintext_lengths(wire)
+        .iter()
+        .all(|&len| len.is_power_of_two() && (256..=65_536).contains(&len))
 }
 
 impl Answer {
@@ -546,6 +572,7 @@ impl Answer {
             sealed: None,
             body,
             body_result: Ok(()),
+            wire: Vec::new(),
         }
     }
 

@@ -67,3 +67,57 @@ async fn methods_round_trip_in_both_modes() {
         }
     }
 }
+
+/// MTE epochs move by time as well as by count (docs/protocol.md §8): with a one-second
+/// interval, a request after a pause of a second lands two epochs on, and the relay
+/// follows; requests sent together right after are accepted too.
+#[tokio::test]
+async fn mte_epochs_move_by_time_and_the_relay_follows() {
+    use mte_relay_protocol::header::{RELAY_HEADER, RelayHeader};
+    use mte_relay_protocol::keys::EPOCH_LEN;
+    use std::sync::{Arc, Mutex};
+
+    let upstream = RecordingUpstream::start().await;
+    let relay = relay_for(&upstream.upstream.url(), &[]);
+    let seqs: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let record = seqs.clone();
+    let observer = mte_relay_tests::mitm::Interceptor::observing(relay.addr(), move |parts| {
+        if let Some(header) = parts.headers.get(RELAY_HEADER) {
+            let header = RelayHeader::parse(header.as_bytes()).expect("relay header");
+            record.lock().expect("lock").push(header.seq);
+        }
+    })
+    .await;
+    let client = mte_relay_client::RelayClient::builder(observer.url())
+        .pairs(1)
+        .mode(Mode::Mte)
+        .mte_epoch_interval(std::time::Duration::from_secs(1))
+        .build()
+        .expect("client builds");
+    let post = || {
+        Request::post("/orders")
+            .body(bytes::Bytes::from_static(b"{}"))
+            .expect("request")
+    };
+    let send = |request| async {
+        let response = client.send(request).await.expect("relay answers");
+        assert_eq!(response.status(), 200);
+        response
+            .into_body()
+            .collect_bytes()
+            .await
+            .expect("body opens");
+    };
+    send(post()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    send(post()).await;
+    futures_util::future::join_all((0..4).map(|_| send(post()))).await;
+    let seqs = seqs.lock().expect("lock").clone();
+    let epochs: Vec<u64> = seqs.iter().map(|seq| seq / EPOCH_LEN).collect();
+    // The first two are fixed by the pause; the four sent together stay in epoch 2
+    // unless this machine took a whole interval between them (then later, never earlier).
+    assert_eq!(epochs.len(), 6, "sequence numbers seen: {seqs:?}");
+    assert_eq!(epochs[..2], [0, 2], "sequence numbers seen: {seqs:?}");
+    assert!(epochs[2..].iter().all(|&epoch| epoch >= 2), "{seqs:?}");
+    assert_eq!(upstream.seen().len(), 6, "the relay accepted every one");
+}

@@ -339,7 +339,10 @@ async fn pairing(state: &State, request: Request<Incoming>) -> Response<Response
         );
         answers.push(answer);
     }
-    let document = PairingResponse { pairs: answers };
+    let document = PairingResponse {
+        pairs: answers,
+        signature: None,
+    };
     Response::new(full(serde_json::to_vec(&document).expect("json")))
 }
 
