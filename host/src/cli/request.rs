@@ -51,9 +51,10 @@ pub struct RequestArgs {
     /// Pin the relay's identity key: `sha256:<fingerprint>` as `mte-relay keygen` and
     /// `mte-relay check-config` print it. The request is then sent only if the relay
     /// signs its pairing answer with that key; an active man in the middle (a
-    /// TLS-terminating proxy, say) is refused instead of going unnoticed.
+    /// TLS-terminating proxy, say) is refused instead of going unnoticed. Repeat it to
+    /// accept either of two keys, as during a key rotation.
     #[arg(long, value_name = "PIN")]
-    pub pin: Option<String>,
+    pub pin: Vec<String>,
     /// The relay URL: the relay's origin followed by the upstream path and query.
     pub url: String,
 }
@@ -144,7 +145,7 @@ async fn send(args: RequestArgs) -> Result<(), Failure> {
     request.extensions_mut().insert(args.mode);
 
     let mut builder = RelayClient::builder(origin).pairs(1);
-    if let Some(pin) = args.pin {
+    for pin in args.pin {
         builder = builder.pin(pin);
     }
     let client = builder.build()?;

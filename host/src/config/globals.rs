@@ -190,6 +190,9 @@ pub(crate) struct Globals {
     pub resend: ResendSettings,
 }
 
+/// Pairs one pairing request may ask for, unless `MAX_PAIRS_PER_CLIENT` is lower.
+const DEFAULT_MAX_PAIRS_PER_BATCH: usize = 32;
+
 impl Globals {
     pub(crate) fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let debug = match env.get("DEBUG") {
@@ -229,7 +232,14 @@ impl Globals {
         };
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let max_pairs_per_client = ranged(env, "MAX_PAIRS_PER_CLIENT", 64, 1, 100_000)?;
-        let max_pairs_per_batch = ranged(env, "MAX_PAIRS_PER_BATCH", 32, 1, 1024)?;
+        // Unset, the batch limit follows a smaller per-client limit down.
+        let max_pairs_per_batch = ranged(
+            env,
+            "MAX_PAIRS_PER_BATCH",
+            DEFAULT_MAX_PAIRS_PER_BATCH.min(max_pairs_per_client),
+            1,
+            1024,
+        )?;
         if max_pairs_per_batch > max_pairs_per_client {
             // A client keeps its newest pairs up to the per-client cap: a larger batch
             // would evict its own first offers while the relay still answered them.

@@ -518,6 +518,7 @@ fn invalid_settings_name_the_variable_and_field() {
             vec![
                 ("UPSTREAM", "http://h".into()),
                 ("MAX_PAIRS_PER_CLIENT", "8".into()),
+                ("MAX_PAIRS_PER_BATCH", "9".into()),
             ],
             "MAX_PAIRS_PER_BATCH: must be at most MAX_PAIRS_PER_CLIENT (8)",
         ),
@@ -750,11 +751,11 @@ fn identity_keys_sign_per_domain_and_only_their_pin_is_shown() {
         .starts_with("RELAY_IDENTITY_KEY: identity key is not 32 bytes")
     );
     assert!(
-        domain_map(r#"{"a":{"upstream":"http://h","identity_key":7}}"#)
-            .map(|_| ())
-            .expect_err("refused")
-            .to_string()
-            .starts_with(r#"DOMAIN_MAP["a"].identity_key: expected a string"#)
+        error(&[(
+            "DOMAIN_MAP",
+            r#"{"a":{"upstream":"http://h","identity_key":7}}"#
+        )])
+        .starts_with(r#"DOMAIN_MAP["a"].identity_key: expected a string"#)
     );
 }
 
@@ -827,6 +828,21 @@ fn verify_body_before_forward_is_a_bounded_byte_count() {
 }
 
 #[test]
+fn the_batch_limit_follows_a_lower_per_client_limit_unless_set() {
+    let pairing = |pairs: &[(&str, &str)]| load(pairs).expect("valid").config.pairing;
+    let default = pairing(&[("UPSTREAM", "http://h")]);
+    assert_eq!(
+        (default.max_pairs_per_client, default.max_pairs_per_batch),
+        (64, 32)
+    );
+    let small = pairing(&[("UPSTREAM", "http://h"), ("MAX_PAIRS_PER_CLIENT", "8")]);
+    assert_eq!(
+        (small.max_pairs_per_client, small.max_pairs_per_batch),
+        (8, 8)
+    );
+}
+
+#[test]
 fn pad_stream_records_chooses_which_responses_are_padded() {
     let padding = |pairs: &[(&str, &str)]| {
         load(pairs)
@@ -871,11 +887,11 @@ fn pad_stream_records_chooses_which_responses_are_padded() {
         .starts_with("PAD_STREAM_RECORDS: expected auto")
     );
     assert!(
-        domain_map(r#"{"a":{"upstream":"http://h","pad_stream_records":1}}"#)
-            .map(|_| ())
-            .expect_err("refused")
-            .to_string()
-            .starts_with(r#"DOMAIN_MAP["a"].pad_stream_records: expected"#)
+        error(&[(
+            "DOMAIN_MAP",
+            r#"{"a":{"upstream":"http://h","pad_stream_records":1}}"#
+        )])
+        .starts_with(r#"DOMAIN_MAP["a"].pad_stream_records: expected"#)
     );
 }
 

@@ -130,10 +130,13 @@ async fn decode_and_forward(
             ));
         }
     };
+    // A duplicate or out-of-window number is refused like a head that fails to open
+    // (below): same token, status and message, so a sender that may not be the
+    // pair's client learns nothing of the pair's window.
     record
         .window
         .check(header.seq)
-        .map_err(|error| unauthenticated_refusal(ErrorReason::Replay, &error, ctx))?;
+        .map_err(|error| unauthenticated_refusal(ErrorReason::DecodeFailed, &error, ctx))?;
 
     let head_value = parts.headers.get(HEAD_HEADER).ok_or_else(|| {
         refuse(
@@ -178,10 +181,10 @@ async fn decode_and_forward(
     }
 }
 
-/// A refusal of a request on a known pair before its head authenticated. Its message
-/// says nothing of why (a duplicate, an old or far-ahead number, the ratchet, the
-/// head's tag): whoever sent it may not be the pair's client, and the detail would
-/// tell them about the pair's state. The detail goes to the debug log.
+/// A refusal of a request on a known pair before its head authenticated. Its token,
+/// status and message say nothing of why (a duplicate, an old or far-ahead number, the
+/// ratchet, the head's tag): whoever sent it may not be the pair's client, and the
+/// detail would tell them about the pair's state. The detail goes to the debug log.
 fn unauthenticated_refusal(
     reason: ErrorReason,
     detail: &dyn std::fmt::Display,
@@ -288,7 +291,11 @@ async fn forward(
 
     if let (Some(limit), true) = (ctx.domain.verify_body_before_forward, message.has_body()) {
         // The whole body authenticates before the upstream sees a byte of it; the
-        // resend token is recorded only after, since a body that fails ran nothing.
+        // resend token is recorded only after, since a body that fails ran nothing. A
+        // copy already past its deadline is refused before its body is read.
+        if !is_idempotent(method.as_str()) {
+            check_not_after(state, head)?;
+        }
         let limit = limit.min(state.config.limits.max_body_bytes);
         let body = std::mem::replace(upstream_request.body_mut(), empty());
         let whole = verified_body(body, limit, state.config.timeouts.body_idle, &failure).await?;
@@ -386,26 +393,8 @@ async fn record_resend_token(
     client_id: &str,
     head: &RequestHead,
 ) -> Result<(), Refusal> {
-    let now = unix_now();
+    let now = check_not_after(state, head)?;
     let settings = &state.config.resend;
-    let latest = now
-        .saturating_add(settings.window.as_secs())
-        .saturating_add(NOT_AFTER_SKEW_SECS);
-    if head.not_after < now || head.not_after > latest {
-        tracing::debug!(
-            not_after = head.not_after,
-            now,
-            "request outside its resend window"
-        );
-        return Err(refuse(
-            ErrorReason::RequestExpired,
-            format!(
-                "the request's not_after ({}) is not between the relay's time ({now}) and the \
-                 end of its resend window ({latest}); it was not forwarded",
-                head.not_after
-            ),
-        ));
-    }
     let claim = state
         .mte
         .store
@@ -430,6 +419,31 @@ async fn record_resend_token(
              it is not forwarded again",
         )),
     }
+}
+
+/// Refuses a non-idempotent request whose `not_after` is past, or further ahead than
+/// the resend window allows; returns the relay's time.
+fn check_not_after(state: &AppState, head: &RequestHead) -> Result<u64, Refusal> {
+    let now = unix_now();
+    let latest = now
+        .saturating_add(state.config.resend.window.as_secs())
+        .saturating_add(NOT_AFTER_SKEW_SECS);
+    if head.not_after < now || head.not_after > latest {
+        tracing::debug!(
+            not_after = head.not_after,
+            now,
+            "request outside its resend window"
+        );
+        return Err(refuse(
+            ErrorReason::RequestExpired,
+            format!(
+                "the request's not_after ({}) is not between the relay's time ({now}) and the \
+                 end of its resend window ({latest}); it was not forwarded",
+                head.not_after
+            ),
+        ));
+    }
+    Ok(now)
 }
 
 /// A refusal of an opened request, sealed like a response: the registry status, and

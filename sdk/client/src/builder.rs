@@ -48,8 +48,9 @@ pub(crate) struct Config {
     pub extra_headers: HeaderMap,
     pub http2_prior_knowledge: bool,
     pub max_backoff: Duration,
-    /// The relay's pinned identity key: pairing answers must be signed under it.
-    pub pin: Option<Pin>,
+    /// The relay's pinned identity keys (during a rotation, old and new): when any is
+    /// set, pairing answers must be signed under a key that matches one of them.
+    pub pins: Vec<Pin>,
     /// How long MTE messages of one pair may use one ratchet epoch.
     pub mte_epoch_interval: Duration,
 }
@@ -79,7 +80,7 @@ pub struct RelayClientBuilder {
     extra_headers: HeaderMap,
     http2_prior_knowledge: bool,
     max_backoff: Duration,
-    pin: Option<String>,
+    pins: Vec<String>,
     mte_epoch_interval: Duration,
 }
 
@@ -95,7 +96,7 @@ impl RelayClientBuilder {
             extra_headers: HeaderMap::new(),
             http2_prior_knowledge: false,
             max_backoff: DEFAULT_MAX_BACKOFF,
-            pin: None,
+            pins: Vec::new(),
             mte_epoch_interval: DEFAULT_MTE_EPOCH_INTERVAL,
         }
     }
@@ -157,8 +158,11 @@ impl RelayClientBuilder {
     /// pairs only with a relay that announces this key and signs its pairing answers
     /// with it, so an active man in the middle (a TLS-terminating proxy, say) cannot
     /// pair in the relay's place. Without a pin such a proxy goes unnoticed.
+    ///
+    /// Call it again to accept another key as well, as during a key rotation: the
+    /// relay's key must then match one of the pins.
     pub fn pin(mut self, pin: impl Into<String>) -> Self {
-        self.pin = Some(pin.into());
+        self.pins.push(pin.into());
         self
     }
 
@@ -199,14 +203,14 @@ impl RelayClientBuilder {
                 "the MTE epoch interval must be at least {MIN_MTE_EPOCH_INTERVAL:?}"
             )));
         }
-        let pin = self
-            .pin
-            .as_deref()
-            .map(Pin::parse)
-            .transpose()
+        let pins = self
+            .pins
+            .iter()
+            .map(|pin| Pin::parse(pin))
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|error| ClientError::invalid_request(error.to_string()))?;
         Ok(Config {
-            pin,
+            pins,
             scheme,
             authority,
             domain,

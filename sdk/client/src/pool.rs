@@ -40,8 +40,10 @@ struct KeyState {
     keys: PairKeys,
     /// When the ratchet entered its current epoch (pairing, for epoch 0).
     epoch_entered: Instant,
-    /// When the pair last protected an MTE message; `None` before the first.
-    last_mte: Option<Instant>,
+    /// When the pair last numbered a request, in either mode; `None` before the first.
+    last_request: Option<Instant>,
+    /// Whether the pair has protected an MTE message yet.
+    carried_mte: bool,
 }
 
 impl std::fmt::Debug for Pair {
@@ -81,7 +83,8 @@ impl Pair {
             keys: Mutex::new(KeyState {
                 keys,
                 epoch_entered: Instant::now(),
-                last_mte: None,
+                last_request: None,
+                carried_mte: false,
             }),
         }
     }
@@ -96,32 +99,31 @@ impl Pair {
     ///
     /// An MTE message moves to a later ratchet epoch when time says so, not only when
     /// the sequence numbers do, so that a pair sending few messages still makes the
-    /// relay forget old epoch keys (docs/protocol.md §8): one epoch on when the current
-    /// one was entered `epoch_interval` ago, and two when no MTE message was sent for
-    /// `epoch_interval` (after a pause nothing is in flight, so the relay may drop the
-    /// key of the earlier messages as well, which it keeps as the "previous" epoch).
+    /// relay forget old epoch keys (docs/protocol.md §8). Once the pair has carried an
+    /// MTE message: two epochs on when the pair numbered no request at all for
+    /// `epoch_interval` (nothing of it is in flight then, so the relay may drop the key
+    /// of the earlier messages too, which it keeps as the "previous" epoch), otherwise
+    /// one epoch on when the current one was entered `epoch_interval` ago. Every request
+    /// a jump could put below the replay window was numbered `epoch_interval` before.
     fn reserve_at(&self, mode: Mode, now: Instant) -> Result<(u64, MessageSecret), PairSpent> {
+        // Numbering under the lock: an MTE jump then sees every earlier request's time,
+        // and the ratchet's moves follow sequence order, so it never has to reach back
+        // to an erased epoch.
+        let mut state = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        let idle_since = state.last_request.replace(now);
         match mode {
             Mode::Mke => {
-                // MKE secrets come straight from the root: numbering needs no lock.
                 let seq = self.take_seq()?;
-                let state = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
                 let (secret, _) = state.keys.message_secret(Mode::Mke, seq)?;
                 Ok((seq, secret))
             }
             Mode::Mte => {
-                // Numbering under the ratchet's lock keeps the ratchet's moves in
-                // sequence order, so it never has to reach back to an erased epoch.
-                let mut state = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
                 let elapsed = |since: Instant| now.saturating_duration_since(since);
-                let skip = if state
-                    .last_mte
-                    .is_some_and(|last| elapsed(last) >= self.epoch_interval)
-                {
+                let skip = if !state.carried_mte {
+                    0
+                } else if idle_since.is_some_and(|last| elapsed(last) >= self.epoch_interval) {
                     2
-                } else if state.last_mte.is_some()
-                    && elapsed(state.epoch_entered) >= self.epoch_interval
-                {
+                } else if elapsed(state.epoch_entered) >= self.epoch_interval {
                     1
                 } else {
                     0
@@ -142,7 +144,7 @@ impl Pair {
                     state.keys.ratchet.advance_to(advanced);
                     state.epoch_entered = now;
                 }
-                state.last_mte = Some(now);
+                state.carried_mte = true;
                 Ok((seq, secret))
             }
         }
@@ -427,11 +429,15 @@ mod tests {
             .expect("three epochs are within reach");
         assert!(advanced.is_some());
         assert_eq!(relay_secret, client_secret);
-        // MKE traffic is not affected by time.
-        let mke = pair
-            .reserve_at(Mode::Mke, start + INTERVAL * 10)
-            .expect("mke")
-            .0;
+        // MKE traffic is not affected by time...
+        let later = start + minute * 6 + INTERVAL * 2;
+        let mke = pair.reserve_at(Mode::Mke, later).expect("mke").0;
         assert_eq!(mke, after_pause + 1);
+        // ...but it counts as traffic: MTE a minute after that MKE request moves one
+        // epoch (the current one is old), not two, so the MKE request, perhaps still in
+        // flight, stays inside the relay's replay window.
+        let (after_mke, _) = pair.reserve_at(Mode::Mte, later + minute).expect("reserve");
+        assert_eq!(epoch_of(after_mke), 4);
+        assert!(after_mke - mke <= EPOCH_LEN, "{after_mke} - {mke}");
     }
 }

@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use mte_relay_protocol::capabilities::{CAPABILITIES_ROUTE, Capabilities};
 use mte_relay_protocol::header::Mode;
-use mte_relay_protocol::identity::{IdentityError, IdentityPublicKey};
+use mte_relay_protocol::identity::{IdentityError, IdentityPublicKey, Pin};
 use mte_relay_protocol::ids::is_client_id_syntax;
 use mte_relay_protocol::keys::MessageSecret;
 use mte_relay_protocol::pairing::{
@@ -242,12 +242,13 @@ impl Session {
             ));
         }
         let relay_clock_offset = crate::resend::clock_offset(capabilities.server_time);
-        let relay_key = match &self.config.pin {
-            None => None,
-            Some(pin) => Some(
-                pin.check(capabilities.identity_key.as_deref())
+        let relay_key = if self.config.pins.is_empty() {
+            None
+        } else {
+            Some(
+                Pin::check_any(&self.config.pins, capabilities.identity_key.as_deref())
                     .map_err(impostor)?,
-            ),
+            )
         };
         let identity = Arc::new(Identity {
             client_id: Arc::from(capabilities.client_id.as_str()),

@@ -189,15 +189,24 @@ impl Pin {
         }
     }
 
-    /// Checks that `announced` (the capabilities' `identity_key`) is the pinned key.
-    pub fn check(&self, announced: Option<&str>) -> Result<IdentityPublicKey, IdentityError> {
+    /// Checks that `announced` (the capabilities' `identity_key`) matches one of
+    /// `pins` (several during a key rotation).
+    pub fn check_any(
+        pins: &[Pin],
+        announced: Option<&str>,
+    ) -> Result<IdentityPublicKey, IdentityError> {
         let key = IdentityPublicKey::parse(announced.ok_or(IdentityError::PinMismatch)?.as_bytes())
             .map_err(|_| IdentityError::PinMismatch)?;
-        if key.pin() == *self {
+        if pins.contains(&key.pin()) {
             Ok(key)
         } else {
             Err(IdentityError::PinMismatch)
         }
+    }
+
+    /// Checks that `announced` (the capabilities' `identity_key`) is the pinned key.
+    pub fn check(&self, announced: Option<&str>) -> Result<IdentityPublicKey, IdentityError> {
+        Pin::check_any(core::slice::from_ref(self), announced)
     }
 }
 
@@ -326,6 +335,11 @@ fn batch_message(
     put_lp(&mut transcript, public_key);
     transcript.extend_from_slice(&count.to_be_bytes());
     for (offer, answer) in offers.iter().zip(answers) {
+        // The transcript names each pair once, by the offer's id: an answer for another
+        // id is no answer to this offer.
+        if answer.pair_id != offer.pair_id {
+            return Err(IdentityError::BadSignature);
+        }
         let field = |text: &str| b64_decode(text.as_bytes()).ok_or(IdentityError::BadSignature);
         put_lp(&mut transcript, &field(&offer.pair_id)?);
         put_lp(&mut transcript, &field(&offer.public_key)?);
@@ -377,6 +391,14 @@ mod tests {
         assert_eq!(
             public.verify_pairing(scope(), &offers, &answers, &signature),
             Ok(())
+        );
+
+        let mut renamed = answers.clone();
+        renamed[0].pair_id = b64_encode(&[9; 16]);
+        assert_eq!(
+            public.verify_pairing(scope(), &offers, &renamed, &signature),
+            Err(IdentityError::BadSignature),
+            "an answer's pair id is its offer's"
         );
 
         let mut later = answers.clone();
@@ -435,6 +457,16 @@ mod tests {
             Err(IdentityError::PinMismatch)
         );
         assert_eq!(pin.check(None), Err(IdentityError::PinMismatch));
+        let other = identity(1).public_key().pin();
+        assert_eq!(
+            Pin::check_any(&[other, pin], Some(&text)).map(|key| key.pin()),
+            Ok(pin),
+            "any of several pins"
+        );
+        assert_eq!(
+            Pin::check_any(&[other], Some(&text)),
+            Err(IdentityError::PinMismatch)
+        );
         for bad in ["", "sha256:", "sha256:abc", "md5:AAAA", "not a key"] {
             assert_eq!(Pin::parse(bad), Err(IdentityError::InvalidPin), "{bad:?}");
         }

@@ -247,6 +247,8 @@ fn identity_seeds() -> Vec<(String, Vec<u8>)> {
     let json = |response: &PairingResponse| serde_json::to_vec(response).expect("serialises");
     let mut later = genuine.clone();
     later.pairs[0].expires_at += 1;
+    let mut renamed = genuine.clone();
+    renamed.pairs[0].pair_id = PairId([1; 16]).to_string();
     let mut unsigned = genuine.clone();
     unsigned.signature = None;
     let mut truncated = genuine.clone();
@@ -264,6 +266,7 @@ fn identity_seeds() -> Vec<(String, Vec<u8>)> {
         ),
         seed("signed-valid", with_selector(&[2], json(genuine))),
         seed("signed-changed-answer", with_selector(&[2], json(&later))),
+        seed("signed-renamed-pair", with_selector(&[2], json(&renamed))),
         seed("signed-truncated", with_selector(&[2], json(&truncated))),
         seed("unsigned", with_selector(&[2], json(&unsigned))),
     ]

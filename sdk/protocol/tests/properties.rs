@@ -234,8 +234,10 @@ proptest! {
         let response_wire = encode(sealer.body_encoder(), &body, &decode_plan, &flushes);
         if mode == Mode::Mke && pad_response {
             // Every record, whatever was flushed when, shows only a bucket size.
-            let starts = record_starts(&response_wire);
-            for window in starts.windows(2) {
+            // Record offsets and the stream's end, so the final record is checked too.
+            let mut bounds = record_starts(&response_wire);
+            bounds.push(response_wire.len());
+            for window in bounds.windows(2) {
                 let plaintext = window[1] - window[0] - 4 - 16;
                 prop_assert!(
                     plaintext.is_power_of_two() && (256..=65536).contains(&plaintext),
@@ -366,7 +368,7 @@ fn relay_context(sealed: &Sealed) -> RequestContext {
     RequestContext::new(sealed.relay_secret.clone(), &sealed.header, METHOD, DOMAIN)
 }
 
-/// Offsets of the record headers of a well-formed stream, and of its end.
+/// Offsets of the record headers of a well-formed stream.
 fn record_starts(wire: &[u8]) -> Vec<usize> {
     let mut starts = Vec::new();
     let mut at = 0;

@@ -438,7 +438,6 @@ async fn pair_state_costs_what_the_docs_say() {
             ("PAIRING_RATE_PER_ADDRESS", "1000000"),
             ("PAIRING_BURST_PER_ADDRESS", "100000000"),
             ("MAX_PAIRS_PER_CLIENT", "8"),
-            ("MAX_PAIRS_PER_BATCH", "8"),
         ],
     );
     let client = RawClient::new(&relay);

@@ -276,7 +276,7 @@ async fn refusals_after_the_head_opened_are_sealed_and_authenticated() {
     sealed
         .send(addr)
         .await
-        .assert_registry(565, "replay", "the second copy");
+        .assert_registry(564, "decode-failed", "the second copy");
     assert_eq!(
         upstream.seen().len(),
         1,

@@ -36,6 +36,19 @@ fn pinned(url: String, pin: &str) -> RelayClient {
         .expect("client builds")
 }
 
+/// Sends a POST with `client` and expects the pin to refuse the relay's key.
+async fn refused_for_its_key(client: &RelayClient, what: &str) -> ClientError {
+    let error = within(what, client.send(post("/orders")))
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        identity_error(&error),
+        Some(IdentityError::PinMismatch),
+        "{what}: {error}"
+    );
+    error
+}
+
 /// The identity error behind a client error, if any.
 fn identity_error(error: &ClientError) -> Option<IdentityError> {
     let mut source = error.source();
@@ -104,18 +117,24 @@ async fn a_pinned_client_talks_to_the_relay_that_holds_the_key() {
         "the secret key is redacted"
     );
 
+    // During a rotation a client holds both pins and accepts either key.
+    let rotating = RelayClient::builder(url.clone())
+        .pairs(1)
+        .pin(&other_pin)
+        .pin(&pin)
+        .build()
+        .expect("client builds");
+    let response = within("a POST with two pins", rotating.send(post("/orders")))
+        .await
+        .expect("one pin matches");
+    assert_eq!(response.status(), 200);
+    assert_eq!(upstream.seen().len(), 4);
+
     // A client pinned to another key refuses this relay before pairing.
     let wrong = pinned(url, &other_pin);
-    let error = within("a POST with the wrong pin", wrong.send(post("/orders")))
-        .await
-        .expect_err("refused");
-    assert_eq!(
-        identity_error(&error),
-        Some(IdentityError::PinMismatch),
-        "{error}"
-    );
+    let error = refused_for_its_key(&wrong, "a POST with the wrong pin").await;
     assert_eq!(error.outcome(), RequestOutcome::NotRun, "{error}");
-    assert_eq!(upstream.seen().len(), 3, "nothing was sent");
+    assert_eq!(upstream.seen().len(), 4, "nothing was sent");
 }
 
 #[tokio::test]
@@ -207,14 +226,7 @@ async fn a_pinned_client_refuses_a_relay_without_an_identity_key() {
     let upstream = RecordingUpstream::start().await;
     let relay = relay_for(&upstream.upstream.url(), &[]);
     let client = pinned(format!("http://{}", relay.addr()), &pin);
-    let error = within("a POST to an unkeyed relay", client.send(post("/orders")))
-        .await
-        .expect_err("refused");
-    assert_eq!(
-        identity_error(&error),
-        Some(IdentityError::PinMismatch),
-        "{error}"
-    );
+    refused_for_its_key(&client, "a POST to an unkeyed relay").await;
     assert!(upstream.seen().is_empty());
 }
 
