@@ -276,16 +276,20 @@ fn answer_pairing(
         .as_secs()
         + 3600;
     let mut answers = Vec::new();
+    let mut hashes = Vec::new();
     for offer in &request.pairs {
-        let (pair_id, keys, answer) =
+        let accepted =
             accept_offer(scope, offer, expires_at, &mut rng).expect("the client's offer");
-        held.lock().expect("lock").insert(pair_id, keys);
-        answers.push(answer);
+        held.lock()
+            .expect("lock")
+            .insert(accepted.pair_id, accepted.keys);
+        answers.push(accepted.answer);
+        hashes.push(accepted.transcript_hash);
     }
     let signature = match identity {
         Some(identity) => Some(
             identity
-                .sign_pairing(scope, &request.pairs, &answers, &mut rng)
+                .sign_pairing(scope, &hashes, &answers, &mut rng)
                 .expect("signs"),
         ),
         None => signature,

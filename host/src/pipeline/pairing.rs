@@ -151,8 +151,9 @@ pub async fn serve(
         let signature = match identity {
             None => None,
             Some(identity) => {
-                let answers: Vec<_> = pairs.iter().map(|(_, _, answer)| answer.clone()).collect();
-                let signed = identity.sign_pairing(scope, &batch.pairs, &answers, &mut rng);
+                let hashes: Vec<_> = pairs.iter().map(|pair| pair.transcript_hash).collect();
+                let answers: Vec<_> = pairs.iter().map(|pair| pair.answer.clone()).collect();
+                let signed = identity.sign_pairing(scope, &hashes, &answers, &mut rng);
                 Some(signed.map_err(|error| (ErrorReason::Internal, error.to_string()))?)
             }
         };
@@ -168,14 +169,14 @@ pub async fn serve(
 
     let mut answers = Vec::with_capacity(pairs.len());
     let mut new_pairs = Vec::with_capacity(pairs.len());
-    for (pair_id, keys, answer) in pairs {
+    for accepted in pairs {
         new_pairs.push(NewPair {
-            pair_id,
-            keys,
+            pair_id: accepted.pair_id,
+            keys: accepted.keys,
             created_at: now,
             expires_at,
         });
-        answers.push(answer);
+        answers.push(accepted.answer);
     }
     let caps = PairCaps {
         per_client: settings.max_pairs_per_client,

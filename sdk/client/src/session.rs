@@ -309,10 +309,16 @@ impl Session {
                 .map(|secret| secret.expose_secret()),
         };
         if let Some(relay_key) = &identity.relay_key {
+            let hashes = pending
+                .iter()
+                .zip(&answer.pairs)
+                .map(|(offer, answer)| offer.transcript_hash(scope, answer))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(pairing_failure)?;
             let signature = answer.signature.as_deref().ok_or(IdentityError::Unsigned);
             signature
                 .and_then(|signature| {
-                    relay_key.verify_pairing(scope, &document.pairs, &answer.pairs, signature)
+                    relay_key.verify_pairing(scope, &hashes, &answer.pairs, signature)
                 })
                 .map_err(impostor)?;
         }

@@ -61,8 +61,9 @@ fn pairing(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let pending = PendingPair::generate(&mut rng);
-                let (_, _, answer) =
-                    accept_offer(scope(), &pending.offer(), 0, &mut rng).expect("accepts");
+                let answer = accept_offer(scope(), &pending.offer(), 0, &mut rng)
+                    .expect("accepts")
+                    .answer;
                 (pending, answer)
             },
             |(pending, answer)| pending.complete(scope(), &answer).expect("completes"),
@@ -76,14 +77,16 @@ fn pairing(c: &mut Criterion) {
 fn accept_all(
     body: &[u8],
     rng: &mut impl rand_core::CryptoRng,
-) -> (PairingRequest, Vec<PairAnswer>) {
+) -> (Vec<[u8; 32]>, Vec<PairAnswer>) {
     let request = PairingRequest::parse(black_box(body), 32).expect("parses");
-    let answers = request
+    request
         .pairs
         .iter()
-        .map(|offer| accept_offer(scope(), offer, 0, rng).expect("accepts").2)
-        .collect();
-    (request, answers)
+        .map(|offer| {
+            let accepted = accept_offer(scope(), offer, 0, rng).expect("accepts");
+            (accepted.transcript_hash, accepted.answer)
+        })
+        .unzip()
 }
 
 /// The relay's side of one pairing request of eight offers, without and with a relay
@@ -106,28 +109,28 @@ fn signed_pairing(c: &mut Criterion) {
     });
     group.bench_function("server_signed", |b| {
         b.iter(|| {
-            let (request, answers) = accept_all(&body, &mut rng);
+            let (hashes, answers) = accept_all(&body, &mut rng);
             identity
-                .sign_pairing(scope(), &request.pairs, &answers, &mut rng)
+                .sign_pairing(scope(), &hashes, &answers, &mut rng)
                 .expect("signs")
         })
     });
-    let (request, answers) = accept_all(&body, &mut rng);
+    let (hashes, answers) = accept_all(&body, &mut rng);
     group.bench_function("sign_only", |b| {
         b.iter(|| {
             identity
-                .sign_pairing(scope(), &request.pairs, &answers, &mut rng)
+                .sign_pairing(scope(), &hashes, &answers, &mut rng)
                 .expect("signs")
         })
     });
     let signature = identity
-        .sign_pairing(scope(), &request.pairs, &answers, &mut rng)
+        .sign_pairing(scope(), &hashes, &answers, &mut rng)
         .expect("signs");
     let public = identity.public_key();
     group.bench_function("client_verify", |b| {
         b.iter(|| {
             public
-                .verify_pairing(scope(), &request.pairs, &answers, black_box(&signature))
+                .verify_pairing(scope(), &hashes, &answers, black_box(&signature))
                 .expect("verifies")
         })
     });
@@ -138,8 +141,9 @@ fn signed_pairing(c: &mut Criterion) {
 fn keys() -> PairKeys {
     let mut rng = os_rng();
     let pending = PendingPair::generate(&mut rng);
-    let (_, keys, _) = accept_offer(scope(), &pending.offer(), 0, &mut rng).expect("accepts");
-    keys
+    accept_offer(scope(), &pending.offer(), 0, &mut rng)
+        .expect("accepts")
+        .keys
 }
 
 fn header(mode: Mode, seq: u64) -> RelayHeader {

@@ -16,9 +16,7 @@ use crate::ids::PairId;
 use crate::keys::PairKeys;
 use crate::message::{RequestContext, SealError};
 use crate::padding::MTE_MAX_MESSAGE;
-use crate::pairing::{
-    PairAnswer, PairOffer, PairingRequest, PairingResponse, PairingScope, PendingPair, accept_offer,
-};
+use crate::pairing::{PairingRequest, PairingResponse, PairingScope, PendingPair, accept_offer};
 use crate::registry::{ErrorReason, parse_error_header};
 use crate::secret::Secret32;
 use crate::stream::{BodyDecoder, BodyError};
@@ -212,11 +210,9 @@ pub fn pairing_request(data: &[u8]) {
     assert!(!request.pairs.is_empty() && request.pairs.len() <= MAX_PAIRS);
     let json = serde_json::to_vec(&request).expect("a request serialises");
     assert_eq!(PairingRequest::parse(&json, MAX_PAIRS), Ok(request.clone()));
-    if let Ok((pair_id, _, answer)) =
-        accept_offer(scope(), &request.pairs[0], 1, &mut FuzzRng::new(1))
-    {
-        assert_eq!(pair_id.to_string(), request.pairs[0].pair_id);
-        assert_eq!(answer.pair_id, request.pairs[0].pair_id);
+    if let Ok(accepted) = accept_offer(scope(), &request.pairs[0], 1, &mut FuzzRng::new(1)) {
+        assert_eq!(accepted.pair_id.to_string(), request.pairs[0].pair_id);
+        assert_eq!(accepted.answer.pair_id, request.pairs[0].pair_id);
     }
 }
 
@@ -244,13 +240,13 @@ pub fn relay_identity() -> &'static RelayIdentity {
     IDENTITY.get_or_init(|| RelayIdentity::from_key(&Secret32::from_bytes([IDENTITY_KEY_BYTE; 32])))
 }
 
-/// The genuine signed pairing of the identity target: the offer of the pending pair
-/// seeded with [`PENDING_SEED`], and the relay's signed answer to it.
-pub fn signed_pairing() -> &'static (PairOffer, PairingResponse) {
-    static SIGNED: std::sync::OnceLock<(PairOffer, PairingResponse)> = std::sync::OnceLock::new();
+/// The genuine signed pairing of the identity target: the relay's signed answer to the
+/// offer of the pending pair seeded with [`PENDING_SEED`].
+pub fn signed_pairing() -> &'static PairingResponse {
+    static SIGNED: std::sync::OnceLock<PairingResponse> = std::sync::OnceLock::new();
     SIGNED.get_or_init(|| {
         let offer = PendingPair::generate(&mut FuzzRng::new(PENDING_SEED)).offer();
-        let (_, _, answer): (_, _, PairAnswer) = accept_offer(
+        let accepted = accept_offer(
             scope(),
             &offer,
             ANSWER_EXPIRES_AT,
@@ -260,25 +256,24 @@ pub fn signed_pairing() -> &'static (PairOffer, PairingResponse) {
         let signature = relay_identity()
             .sign_pairing(
                 scope(),
-                core::slice::from_ref(&offer),
-                core::slice::from_ref(&answer),
+                &[accepted.transcript_hash],
+                core::slice::from_ref(&accepted.answer),
                 &mut FuzzRng::new(ANSWER_SEED),
             )
             .expect("signs");
-        let response = PairingResponse {
-            pairs: vec![answer],
+        PairingResponse {
+            pairs: vec![accepted.answer],
             signature: Some(signature),
-        };
-        (offer, response)
+        }
     })
 }
 
 /// The relay identity: pins and public keys that parse print back to text that parses
 /// to the same value, and a pairing response's signature verifies under the fixed
-/// relay's key only over exactly the answers that relay signed.
+/// relay's key, as a client checks it, only over exactly the answers that relay signed.
 ///
 /// The first byte selects the case: 0 a pin, 1 a relay public key, anything else a
-/// pairing response (JSON) answering [`signed_pairing`]'s offer.
+/// pairing response (JSON) answering the offer of [`signed_pairing`].
 pub fn identity(data: &[u8]) {
     let Some((&selector, rest)) = data.split_first() else {
         return;
@@ -306,10 +301,21 @@ pub fn identity(data: &[u8]) {
             let Some(signature) = &response.signature else {
                 return;
             };
-            let (offer, genuine) = signed_pairing();
+            let genuine = signed_pairing();
+            // What a client does: the transcript hash from its own pending pair and the
+            // answer received, then the signature over it.
+            let pending = PendingPair::generate(&mut FuzzRng::new(PENDING_SEED));
+            let Some(Ok(hash)) = response
+                .pairs
+                .first()
+                .map(|answer| pending.transcript_hash(scope(), answer))
+            else {
+                return;
+            };
+            let hashes = vec![hash; response.pairs.len()];
             let verified = relay_identity().public_key().verify_pairing(
                 scope(),
-                core::slice::from_ref(offer),
+                &hashes,
                 &response.pairs,
                 signature,
             );

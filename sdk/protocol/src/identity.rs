@@ -11,8 +11,11 @@
 //!
 //! batch transcript = lp("mte-relay/v1 pairing signature") || lp(domain) || lp(client id)
 //!                    || lp(public key) || u32(n)
-//!                    || n × ( lp(pair id) || lp(X-Wing public key) || lp(ciphertext)
-//!                             || lp(confirm) || u64(expires_at) )
+//!                    || n × ( th || lp(pair id) || lp(confirm) || u64(expires_at) )
+//! th               = the pair's transcript hash (docs/protocol.md §4.3), which binds the
+//!                    domain, client id, pair id, X-Wing public key and ciphertext; both
+//!                    sides compute it anyway, so signing it costs no second pass over
+//!                    the keys
 //! message          = SHA-256(batch transcript)
 //! signature        = Ed25519.Sign(message) (64)
 //!                    || ML-DSA-65.Sign(message, context "mte-relay/v1 pairing") (3309)
@@ -32,7 +35,7 @@ use zeroize::Zeroize;
 
 use crate::encoding::{b64_decode, b64_decode_array, b64_encode, put_lp};
 use crate::kdf::{self, LABEL_IDENTITY_ED25519, LABEL_IDENTITY_ML_DSA, LABEL_PAIRING_SIGNATURE};
-use crate::pairing::{PairAnswer, PairOffer, PairingScope};
+use crate::pairing::{PairAnswer, PairingScope};
 use crate::secret::Secret32;
 
 /// Length of an Ed25519 public key.
@@ -125,12 +128,13 @@ impl IdentityPublicKey {
         Pin(kdf::sha256(&self.to_bytes()))
     }
 
-    /// Verifies the relay's signature over a pairing batch: the offers the client sent
-    /// and the answers it received, in order.
+    /// Verifies the relay's signature over a pairing batch: the transcript hash of each
+    /// pair the client offered ([`crate::pairing::PendingPair::transcript_hash`]) and
+    /// the answers it received, in order.
     pub fn verify_pairing(
         &self,
         scope: PairingScope<'_>,
-        offers: &[PairOffer],
+        transcript_hashes: &[[u8; 32]],
         answers: &[PairAnswer],
         signature: &str,
     ) -> Result<(), IdentityError> {
@@ -138,7 +142,7 @@ impl IdentityPublicKey {
             .filter(|bytes| bytes.len() == SIGNATURE_LEN)
             .ok_or(IdentityError::BadSignature)?;
         let (ed25519, ml_dsa) = signature.split_at(ED25519_SIGNATURE_LEN);
-        let message = batch_message(scope, &self.to_bytes(), offers, answers)?;
+        let message = batch_message(scope, &self.to_bytes(), transcript_hashes, answers)?;
         let ed25519 = ed25519_dalek::Signature::from_slice(ed25519)
             .map_err(|_| IdentityError::BadSignature)?;
         self.ed25519
@@ -279,19 +283,20 @@ impl RelayIdentity {
         &self.public
     }
 
-    /// Signs a pairing batch: the offers received and the answers about to be sent, in
-    /// order. 32 bytes from `rng` hedge the ML-DSA signature (FIPS 204's default,
-    /// "hedged" variant; the test vectors supply them).
+    /// Signs a pairing batch: the transcript hash of each accepted offer
+    /// ([`crate::pairing::AcceptedOffer::transcript_hash`]) and the answers about to be
+    /// sent, in order. 32 bytes from `rng` hedge the ML-DSA signature (FIPS 204's
+    /// default, "hedged" variant; the test vectors supply them).
     pub fn sign_pairing(
         &self,
         scope: PairingScope<'_>,
-        offers: &[PairOffer],
+        transcript_hashes: &[[u8; 32]],
         answers: &[PairAnswer],
         rng: &mut impl rand_core::CryptoRng,
     ) -> Result<String, IdentityError> {
         let mut randomness = [0u8; 32];
         rng.fill_bytes(&mut randomness);
-        let message = batch_message(scope, &self.public.to_bytes(), offers, answers)?;
+        let message = batch_message(scope, &self.public.to_bytes(), transcript_hashes, answers)?;
         let ed25519 = self.ed25519.sign(&message);
         let ml_dsa = ml_dsa_65::sign(&self.ml_dsa, &message, ML_DSA_CONTEXT, randomness)
             .map_err(|_| IdentityError::SigningFailed)?;
@@ -317,33 +322,27 @@ impl fmt::Debug for RelayIdentity {
     }
 }
 
-/// SHA-256 of the batch transcript. The offers and answers must pair up one to one.
+/// SHA-256 of the batch transcript. Hashes and answers must pair up one to one.
 fn batch_message(
     scope: PairingScope<'_>,
     public_key: &[u8],
-    offers: &[PairOffer],
+    transcript_hashes: &[[u8; 32]],
     answers: &[PairAnswer],
 ) -> Result<[u8; 32], IdentityError> {
-    if offers.len() != answers.len() {
+    if transcript_hashes.len() != answers.len() {
         return Err(IdentityError::BadSignature);
     }
-    let count = u32::try_from(offers.len()).map_err(|_| IdentityError::BadSignature)?;
-    let mut transcript = Vec::with_capacity(PUBLIC_KEY_LEN + offers.len() * 2_500);
+    let count = u32::try_from(answers.len()).map_err(|_| IdentityError::BadSignature)?;
+    let mut transcript = Vec::with_capacity(PUBLIC_KEY_LEN + 128 + answers.len() * 96);
     put_lp(&mut transcript, LABEL_PAIRING_SIGNATURE);
     put_lp(&mut transcript, scope.domain.as_bytes());
     put_lp(&mut transcript, scope.client_id.as_bytes());
     put_lp(&mut transcript, public_key);
     transcript.extend_from_slice(&count.to_be_bytes());
-    for (offer, answer) in offers.iter().zip(answers) {
-        // The transcript names each pair once, by the offer's id: an answer for another
-        // id is no answer to this offer.
-        if answer.pair_id != offer.pair_id {
-            return Err(IdentityError::BadSignature);
-        }
+    for (transcript_hash, answer) in transcript_hashes.iter().zip(answers) {
         let field = |text: &str| b64_decode(text.as_bytes()).ok_or(IdentityError::BadSignature);
-        put_lp(&mut transcript, &field(&offer.pair_id)?);
-        put_lp(&mut transcript, &field(&offer.public_key)?);
-        put_lp(&mut transcript, &field(&answer.ciphertext)?);
+        transcript.extend_from_slice(transcript_hash);
+        put_lp(&mut transcript, &field(&answer.pair_id)?);
         put_lp(&mut transcript, &field(&answer.confirm)?);
         transcript.extend_from_slice(&answer.expires_at.to_be_bytes());
     }
@@ -366,45 +365,50 @@ mod tests {
         }
     }
 
-    fn batch() -> (Vec<PairOffer>, Vec<PairAnswer>) {
-        let offers = vec![PairOffer {
-            pair_id: b64_encode(&[1; 16]),
-            public_key: b64_encode(&[2; 1216]),
-        }];
+    fn batch() -> (Vec<[u8; 32]>, Vec<PairAnswer>) {
+        let hashes = vec![[2; 32]];
         let answers = vec![PairAnswer {
             pair_id: b64_encode(&[1; 16]),
             ciphertext: b64_encode(&[3; 1120]),
             confirm: b64_encode(&[4; 32]),
             expires_at: 99,
         }];
-        (offers, answers)
+        (hashes, answers)
     }
 
     #[test]
     fn a_signed_batch_verifies_and_any_change_breaks_it() {
         let relay = identity(7);
-        let (offers, answers) = batch();
+        let (hashes, answers) = batch();
         let signature = relay
-            .sign_pairing(scope(), &offers, &answers, &mut crate::rng::os_rng())
+            .sign_pairing(scope(), &hashes, &answers, &mut crate::rng::os_rng())
             .expect("signs");
         let public = relay.public_key();
         assert_eq!(
-            public.verify_pairing(scope(), &offers, &answers, &signature),
+            public.verify_pairing(scope(), &hashes, &answers, &signature),
             Ok(())
         );
 
         let mut renamed = answers.clone();
         renamed[0].pair_id = b64_encode(&[9; 16]);
         assert_eq!(
-            public.verify_pairing(scope(), &offers, &renamed, &signature),
+            public.verify_pairing(scope(), &hashes, &renamed, &signature),
             Err(IdentityError::BadSignature),
-            "an answer's pair id is its offer's"
+            "the answer's pair id is signed"
+        );
+
+        let mut other_exchange = hashes.clone();
+        other_exchange[0][0] ^= 1;
+        assert_eq!(
+            public.verify_pairing(scope(), &other_exchange, &answers, &signature),
+            Err(IdentityError::BadSignature),
+            "another key exchange (another ciphertext or offer) is another transcript"
         );
 
         let mut later = answers.clone();
         later[0].expires_at += 1;
         assert_eq!(
-            public.verify_pairing(scope(), &offers, &later, &signature),
+            public.verify_pairing(scope(), &hashes, &later, &signature),
             Err(IdentityError::BadSignature)
         );
         let other_domain = PairingScope {
@@ -412,14 +416,14 @@ mod tests {
             ..scope()
         };
         assert_eq!(
-            public.verify_pairing(other_domain, &offers, &answers, &signature),
+            public.verify_pairing(other_domain, &hashes, &answers, &signature),
             Err(IdentityError::BadSignature)
         );
         let other_key = identity(8);
         assert_eq!(
             other_key
                 .public_key()
-                .verify_pairing(scope(), &offers, &answers, &signature),
+                .verify_pairing(scope(), &hashes, &answers, &signature),
             Err(IdentityError::BadSignature)
         );
         // Either half alone is not enough.
@@ -428,7 +432,7 @@ mod tests {
             bytes[index] ^= 1;
             let tampered = b64_encode(&bytes);
             assert_eq!(
-                public.verify_pairing(scope(), &offers, &answers, &tampered),
+                public.verify_pairing(scope(), &hashes, &answers, &tampered),
                 Err(IdentityError::BadSignature),
                 "byte {index}"
             );
@@ -479,9 +483,9 @@ mod tests {
     fn the_sizes_are_those_of_fips_204_and_rfc_8032() {
         let relay = identity(3);
         assert_eq!(relay.public_key().to_bytes().len(), 1984);
-        let (offers, answers) = batch();
+        let (hashes, answers) = batch();
         let signature = relay
-            .sign_pairing(scope(), &offers, &answers, &mut crate::rng::os_rng())
+            .sign_pairing(scope(), &hashes, &answers, &mut crate::rng::os_rng())
             .expect("signs");
         assert_eq!(
             b64_decode(signature.as_bytes()).map(|s| s.len()),

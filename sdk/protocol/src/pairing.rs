@@ -219,19 +219,42 @@ impl PendingPair {
         self.decapsulation_key.public_key()
     }
 
+    /// The transcript hash of this pair under the relay's `answer`, as the relay's
+    /// identity signs it (§4.7); checks that the answer is for this pair.
+    pub fn transcript_hash(
+        &self,
+        scope: PairingScope<'_>,
+        answer: &PairAnswer,
+    ) -> Result<[u8; 32], PairingError> {
+        let ciphertext = self.answered_ciphertext(answer)?;
+        Ok(transcript_hash(
+            scope,
+            &self.pair_id,
+            self.public_key(),
+            &ciphertext,
+        ))
+    }
+
+    /// The ciphertext of `answer`, once its pair id is this pair's.
+    fn answered_ciphertext(
+        &self,
+        answer: &PairAnswer,
+    ) -> Result<[u8; CIPHERTEXT_LEN], PairingError> {
+        let answered_id =
+            PairId::parse(answer.pair_id.as_bytes()).ok_or(PairingError::InvalidPairId)?;
+        if answered_id != self.pair_id {
+            return Err(PairingError::PairIdMismatch);
+        }
+        b64_decode_array(answer.ciphertext.as_bytes()).ok_or(PairingError::InvalidCiphertext)
+    }
+
     /// Completes the pair from the relay's answer.
     pub fn complete(
         self,
         scope: PairingScope<'_>,
         answer: &PairAnswer,
     ) -> Result<PairKeys, PairingError> {
-        let answered_id =
-            PairId::parse(answer.pair_id.as_bytes()).ok_or(PairingError::InvalidPairId)?;
-        if answered_id != self.pair_id {
-            return Err(PairingError::PairIdMismatch);
-        }
-        let ciphertext: [u8; CIPHERTEXT_LEN] = b64_decode_array(answer.ciphertext.as_bytes())
-            .ok_or(PairingError::InvalidCiphertext)?;
+        let ciphertext = self.answered_ciphertext(answer)?;
         let confirm: [u8; 32] =
             b64_decode_array(answer.confirm.as_bytes()).ok_or(PairingError::ConfirmationFailed)?;
         let shared = self.decapsulation_key.decapsulate(&ciphertext);
@@ -249,14 +272,34 @@ impl PendingPair {
     }
 }
 
-/// The relay's side: encapsulates to one offer. Returns the pair id, the pair's keys
-/// and the answer for the client.
+/// One offer the relay accepted.
+pub struct AcceptedOffer {
+    /// The offer's pair id.
+    pub pair_id: PairId,
+    /// The pair's keys, for the relay's store.
+    pub keys: PairKeys,
+    /// The answer for the client.
+    pub answer: PairAnswer,
+    /// The pair's transcript hash, which a relay identity signs (§4.7).
+    pub transcript_hash: [u8; 32],
+}
+
+impl core::fmt::Debug for AcceptedOffer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AcceptedOffer")
+            .field("pair_id", &self.pair_id)
+            .field("answer", &self.answer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The relay's side: encapsulates to one offer.
 pub fn accept_offer(
     scope: PairingScope<'_>,
     offer: &PairOffer,
     expires_at: u64,
     rng: &mut impl rand_core::CryptoRng,
-) -> Result<(PairId, PairKeys, PairAnswer), PairingError> {
+) -> Result<AcceptedOffer, PairingError> {
     let pair_id = PairId::parse(offer.pair_id.as_bytes()).ok_or(PairingError::InvalidPairId)?;
     let public_key = b64_decode(offer.public_key.as_bytes())
         .filter(|key| key.len() == PUBLIC_KEY_LEN)
@@ -277,7 +320,12 @@ pub fn accept_offer(
         confirm: b64_encode(&derived.confirm),
         expires_at,
     };
-    Ok((pair_id, derived.keys, answer))
+    Ok(AcceptedOffer {
+        pair_id,
+        keys: derived.keys,
+        answer,
+        transcript_hash: derived.transcript_hash,
+    })
 }
 
 /// What pairing derives; exposed for test vectors.
@@ -290,14 +338,15 @@ pub struct PairingDerivation {
     pub confirm: [u8; 32],
 }
 
-/// Derives the pair keys from an X-Wing shared secret and the transcript.
-pub fn derive(
+/// The hash of one pair's transcript (`th`, docs/protocol.md §4.3): what binds the pair
+/// to its domain, client id, pair id, public key and ciphertext, and what the relay's
+/// identity signs for it (§4.7).
+fn transcript_hash(
     scope: PairingScope<'_>,
     pair_id: &PairId,
     public_key: &[u8],
     ciphertext: &[u8],
-    shared_secret: &[u8],
-) -> PairingDerivation {
+) -> [u8; 32] {
     let mut transcript = Vec::with_capacity(2500);
     put_lp(&mut transcript, LABEL_TRANSCRIPT);
     put_lp(&mut transcript, scope.domain.as_bytes());
@@ -306,8 +355,18 @@ pub fn derive(
     put_lp(&mut transcript, public_key);
     put_lp(&mut transcript, ciphertext);
     transcript.push(u8::from(scope.psk.is_some()));
-    let transcript_hash = kdf::sha256(&transcript);
+    kdf::sha256(&transcript)
+}
 
+/// Derives the pair keys from an X-Wing shared secret and the transcript.
+pub fn derive(
+    scope: PairingScope<'_>,
+    pair_id: &PairId,
+    public_key: &[u8],
+    ciphertext: &[u8],
+    shared_secret: &[u8],
+) -> PairingDerivation {
+    let transcript_hash = transcript_hash(scope, pair_id, public_key, ciphertext);
     let psk_key = scope
         .psk
         .map(|psk| zeroize::Zeroizing::new(kdf::hmac(psk, &[LABEL_PSK])));

@@ -216,13 +216,14 @@ fn pairing_request_seeds() -> Vec<(String, Vec<u8>)> {
 
 fn pairing_response_seeds() -> Vec<(String, Vec<u8>)> {
     let offer = pending(PENDING_SEED).offer();
-    let (_, _, answer) = accept_offer(
+    let answer = accept_offer(
         fuzzing::scope(),
         &offer,
         1_700_000_000,
         &mut FuzzRng::new(9),
     )
-    .expect("valid offer");
+    .expect("valid offer")
+    .answer;
     let valid = PairingResponse {
         pairs: vec![answer.clone()],
         signature: None,
@@ -243,7 +244,7 @@ fn pairing_response_seeds() -> Vec<(String, Vec<u8>)> {
 
 fn identity_seeds() -> Vec<(String, Vec<u8>)> {
     let public = fuzzing::relay_identity().public_key();
-    let (_, genuine) = fuzzing::signed_pairing();
+    let genuine = fuzzing::signed_pairing();
     let json = |response: &PairingResponse| serde_json::to_vec(response).expect("serialises");
     let mut later = genuine.clone();
     later.pairs[0].expires_at += 1;

@@ -44,10 +44,11 @@ fn paired() -> &'static (String, PairKeys, PairKeys) {
             client_id: &client_id,
             psk: None,
         };
-        let (_, relay, answer) =
-            accept_offer(scope, &request.pairs[0], 99, &mut rng).expect("accepts");
-        let client = pending.complete(scope, &answer).expect("completes");
-        (client_id, client, relay)
+        let accepted = accept_offer(scope, &request.pairs[0], 99, &mut rng).expect("accepts");
+        let client = pending
+            .complete(scope, &accepted.answer)
+            .expect("completes");
+        (client_id, client, accepted.keys)
     })
 }
 

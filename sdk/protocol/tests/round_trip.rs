@@ -35,8 +35,8 @@ fn pair(
         client_id: &parsed.client_id,
         psk: psk_relay,
     };
-    let (_, relay_keys, answer) =
-        accept_offer(relay_scope, &parsed.pairs[0], 99, &mut rng).expect("valid offer");
+    let accepted = accept_offer(relay_scope, &parsed.pairs[0], 99, &mut rng).expect("valid offer");
+    let (relay_keys, answer) = (accepted.keys, accepted.answer);
     let client_scope = PairingScope {
         domain: DOMAIN,
         client_id: &client_id,

@@ -138,13 +138,14 @@ fn pairing(inputs: &Value) -> Value {
 
     let pending = PendingPair::generate(&mut FixedRng::new(&[&pair_id, &seed]));
     let offer = pending.offer();
-    let (_, relay_keys, answer) = accept_offer(
+    let accepted = accept_offer(
         scope,
         &offer,
         u64_field(inputs, "expires_at"),
         &mut FixedRng::new(&[&encaps]),
     )
     .expect("offer accepted");
+    let (relay_keys, answer) = (accepted.keys, accepted.answer);
     let client_keys = pending.complete(scope, &answer).expect("pair completes");
     assert_eq!(client_keys, relay_keys, "both sides derive the same keys");
     let state = relay_keys.to_bytes();
@@ -167,30 +168,35 @@ fn signed_pairing(inputs: &Value) -> Value {
         psk: None,
     };
     let expires_at = u64_field(inputs, "expires_at");
-    let (offers, answers): (Vec<_>, Vec<_>) = inputs["pairs"]
-        .as_array()
-        .expect("pairs")
-        .iter()
-        .map(|pair| {
-            let pending = PendingPair::generate(&mut FixedRng::new(&[
-                &hex_field(pair, "pair_id"),
-                &hex_field(pair, "x_wing_seed"),
-            ]));
-            let offer = pending.offer();
-            let (_, _, answer) = accept_offer(
-                scope,
-                &offer,
-                expires_at,
-                &mut FixedRng::new(&[&hex_field(pair, "encapsulation_randomness")]),
-            )
-            .expect("offer accepted");
-            (offer, answer)
-        })
-        .unzip();
+    let mut offers = Vec::new();
+    let mut answers = Vec::new();
+    let mut hashes = Vec::new();
+    for pair in inputs["pairs"].as_array().expect("pairs") {
+        let pending = PendingPair::generate(&mut FixedRng::new(&[
+            &hex_field(pair, "pair_id"),
+            &hex_field(pair, "x_wing_seed"),
+        ]));
+        let offer = pending.offer();
+        let accepted = accept_offer(
+            scope,
+            &offer,
+            expires_at,
+            &mut FixedRng::new(&[&hex_field(pair, "encapsulation_randomness")]),
+        )
+        .expect("offer accepted");
+        // The client computes the same transcript hash from its side.
+        assert_eq!(
+            pending.transcript_hash(scope, &accepted.answer),
+            Ok(accepted.transcript_hash)
+        );
+        offers.push(offer);
+        hashes.push(accepted.transcript_hash);
+        answers.push(accepted.answer);
+    }
     let signature = identity
         .sign_pairing(
             scope,
-            &offers,
+            &hashes,
             &answers,
             &mut FixedRng::new(&[&hex_field(inputs, "signing_randomness")]),
         )
@@ -198,7 +204,7 @@ fn signed_pairing(inputs: &Value) -> Value {
     let public_key = identity.public_key().to_text();
     let announced = IdentityPublicKey::parse(public_key.as_bytes()).expect("public key parses");
     announced
-        .verify_pairing(scope, &offers, &answers, &signature)
+        .verify_pairing(scope, &hashes, &answers, &signature)
         .expect("the signature verifies");
     let pin = identity.public_key().pin().to_string();
     assert_eq!(
@@ -211,6 +217,7 @@ fn signed_pairing(inputs: &Value) -> Value {
         "public_key": public_key,
         "pin": pin,
         "offers": serde_json::to_value(&offers).expect("json"),
+        "transcript_hashes": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
         "answers": serde_json::to_value(&answers).expect("json"),
         "signature": signature,
     })
@@ -527,7 +534,7 @@ const FILES: &[VectorFile] = &[
     },
     VectorFile {
         file: "signed-pairing.json",
-        description: "A pairing batch signed with the relay identity key: Ed25519 and ML-DSA-65 keys derived from identity_key, the batch transcript's SHA-256 signed by both (ML-DSA hedged with signing_randomness); see docs/protocol.md, Relay identity.",
+        description: "A pairing batch signed with the relay identity key: Ed25519 and ML-DSA-65 keys derived from identity_key; the batch transcript (each pair's transcript hash, pair id, confirmation, expires_at) hashed with SHA-256 and signed by both (ML-DSA hedged with signing_randomness); see docs/protocol.md, Relay identity.",
         inputs: signed_pairing_inputs,
         compute: signed_pairing,
     },

@@ -327,17 +327,17 @@ async fn pairing(state: &State, request: Request<Incoming>) -> Response<Response
     };
     let mut answers = Vec::new();
     for offer in &parsed.pairs {
-        let (pair_id, keys, answer) =
+        let accepted =
             accept_offer(scope, offer, now() + 86_400, &mut os_rng()).expect("valid offer");
         state.pairs.lock().expect("lock").insert(
-            pair_id,
+            accepted.pair_id,
             StoredPair {
                 client_id: parsed.client_id.clone(),
-                keys,
+                keys: accepted.keys,
                 window: ReplayWindow::new(),
             },
         );
-        answers.push(answer);
+        answers.push(accepted.answer);
     }
     let document = PairingResponse {
         pairs: answers,
