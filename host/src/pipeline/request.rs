@@ -23,6 +23,7 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use mte_relay_adapter_runtime::HookError;
+use mte_relay_protocol::ECHO_ROUTE;
 use mte_relay_protocol::head::{HeaderField, RequestHead, ResponseHead};
 use mte_relay_protocol::header::{Flags, HEAD_HEADER, Mode, RELAY_HEADER, RelayHeader};
 use mte_relay_protocol::keys::MteRatchet;
@@ -41,9 +42,6 @@ use crate::server::local;
 use crate::state::{AppState, RequestContext};
 use crate::store::{Lookup, PairKey, TokenClaim, unix_now};
 use crate::upstream;
-
-/// The route answered by the relay itself, also through MTE.
-const ECHO_ROUTE: &str = "/api/mte-echo";
 
 /// Why the relay refused the request, with a message safe to show the client.
 struct Refusal {

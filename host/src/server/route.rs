@@ -4,11 +4,12 @@ use http::{HeaderMap, Method};
 
 use crate::config::DomainConfig;
 
-pub const CAPABILITIES_PATH: &str = "/api/mte-relay";
-pub const PAIR_PATH: &str = "/api/mte-pair";
-pub const ECHO_PATH: &str = "/api/mte-echo";
-/// The header that marks an MTE request.
-pub const RELAY_HEADER: &str = "x-mte-relay";
+// The protocol's routes and the header that marks an MTE request, named once in the
+// protocol crate.
+pub use mte_relay_protocol::ECHO_ROUTE as ECHO_PATH;
+pub use mte_relay_protocol::capabilities::CAPABILITIES_ROUTE as CAPABILITIES_PATH;
+pub use mte_relay_protocol::header::RELAY_HEADER;
+pub use mte_relay_protocol::pairing::PAIR_ROUTE as PAIR_PATH;
 
 /// The relay's endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -38,3 +38,8 @@ pub mod stream;
 pub mod xwing;
 
 pub use registry::{ClientReaction, ERROR_HEADER, ErrorBody, ErrorReason};
+
+/// The relay's echo route (`GET`, plain or through MTE; docs/protocol.md §2). The
+/// capabilities and pairing routes are [`capabilities::CAPABILITIES_ROUTE`] and
+/// [`pairing::PAIR_ROUTE`].
+pub const ECHO_ROUTE: &str = "/api/mte-echo";
