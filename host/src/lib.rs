@@ -5,6 +5,7 @@ pub mod admission;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod demo;
 pub mod forwarded;
 pub mod header_rules;

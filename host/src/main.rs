@@ -9,7 +9,7 @@ use mte_relay::adapters::Adapters;
 use mte_relay::config::{Config, ConfigError, Loaded, render};
 use mte_relay::server::{Drained, Server};
 use mte_relay::state::AppState;
-use mte_relay::store::{Sweeper, sweep_interval};
+use mte_relay::store::{MemoryPairStore, PairStore, Sweeper, sweep_interval};
 use mte_relay::telemetry;
 
 /// Exit code for invalid configuration (documented in docs/configuration.md).
@@ -228,7 +228,9 @@ async fn serve_until_signal(
             spawn_reload_on_sighup(adapters.clone());
             adapters.watch(ADAPTER_WATCH_INTERVAL)
         });
-        let state = Arc::new(AppState::new(loaded.config).with_adapters(adapters));
+        // The in-memory store: the relay's only pair store so far (docs/operations.md).
+        let store: Arc<dyn PairStore> = Arc::new(MemoryPairStore::new());
+        let state = Arc::new(AppState::new(loaded.config, store).with_adapters(adapters));
         let _sweeper = Sweeper::spawn(
             state.mte.store.clone(),
             // Resend tokens expire too, usually long before pairs do.

@@ -1,17 +1,15 @@
-//! State shared by every request, and the context of one request.
+//! State shared by every request, built once at startup from the configuration and the
+//! pair store it chose.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
 use crate::adapters::Adapters;
 use crate::admission::{KeyedRateLimiter, SlotCounter};
-use crate::config::{Config, DomainConfig};
-use crate::forwarded::Provenance;
-use crate::pipeline::MteState;
-use crate::store::MemoryPairStore;
-use crate::telemetry::RequestTimings;
+use crate::config::Config;
+use crate::store::{MteState, PairStore};
 use crate::upstream::UpstreamClient;
 
 /// Built once at startup; handlers get it as `Arc<AppState>`.
@@ -39,9 +37,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config) -> Self {
+    /// The state of a relay with this configuration, keeping its pairs in `store`.
+    pub fn new(config: Config, store: Arc<dyn PairStore>) -> Self {
         let upstream = UpstreamClient::new(&config.timeouts, &config.upstream_tls);
-        let mte = MteState::new(&config, Arc::new(MemoryPairStore::new()));
+        let mte = MteState::new(&config, store);
         AppState {
             mte,
             adapters: None,
@@ -88,22 +87,4 @@ pub struct PairingRates {
     /// Per remote address (IPv6: per /64).
     pub per_address: KeyedRateLimiter<IpAddr>,
     pub per_client: KeyedRateLimiter<String>,
-}
-
-/// What the server learned about one request before dispatching it.
-#[derive(Clone, Debug)]
-pub struct RequestContext {
-    /// Correlation id: the client's `x-request-id` when sane, else minted. Sent upstream
-    /// and returned on the response.
-    pub request_id: String,
-    /// The socket's peer.
-    pub remote_addr: SocketAddr,
-    /// Who the client is, and what a trusted front proxy said about the request.
-    pub provenance: Provenance,
-    /// The `Host` (or `:authority`) the client sent, for `x-forwarded-host`.
-    pub host: String,
-    /// The domain the host matched.
-    pub domain: Arc<DomainConfig>,
-    /// Filled along the way and written to the access log line.
-    pub timings: Arc<RequestTimings>,
 }

@@ -10,8 +10,9 @@ use mte_relay_protocol::rng::os_rng;
 
 use super::protocol_domain;
 use crate::body::{RelayBody, empty};
+use crate::context::RequestContext;
 use crate::response;
-use crate::state::{AppState, RequestContext};
+use crate::state::AppState;
 use crate::store::unix_now;
 
 pub async fn serve(

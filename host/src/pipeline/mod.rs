@@ -1,77 +1,23 @@
-//! The MTE pipeline: the relay's protocol endpoints and one MTE request's life
-//! (decode -> upstream -> encode). The server calls exactly the three functions here.
+//! The request pipelines: the relay's protocol endpoints, one MTE request's life
+//! (decode -> upstream -> encode), and pass-through forwarding. The server calls the
+//! three functions here and [`passthrough::forward`].
 
 mod capabilities;
 mod pairing;
+pub mod passthrough;
 mod request;
 mod streams;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use mte_relay_protocol::client_id::ClientIdAuthority;
-use mte_relay_protocol::secret::SecretBytes;
 
 use crate::body::RelayBody;
-use crate::config::{Config, DomainConfig};
-use crate::state::{AppState, RequestContext};
-use crate::store::PairStore;
-
-/// Protocol state shared by every request: the pair store and each domain's client id
-/// authority (its current and previous secrets).
-#[derive(Debug)]
-pub struct MteState {
-    pub store: Arc<dyn PairStore>,
-    authorities: HashMap<String, Arc<ClientIdAuthority>>,
-    client_id_max_age_secs: u64,
-}
-
-impl MteState {
-    pub fn new(config: &Config, store: Arc<dyn PairStore>) -> Self {
-        let client_id_max_age_secs = config.pairing.client_id_max_age.as_secs();
-        let authorities = config
-            .domains
-            .iter()
-            .map(|domain| {
-                (
-                    domain.name.clone(),
-                    Arc::new(authority_for(domain, client_id_max_age_secs)),
-                )
-            })
-            .collect();
-        MteState {
-            store,
-            authorities,
-            client_id_max_age_secs,
-        }
-    }
-
-    /// The client id authority of `domain`.
-    pub fn authority(&self, domain: &DomainConfig) -> Arc<ClientIdAuthority> {
-        match self.authorities.get(&domain.name) {
-            Some(authority) => authority.clone(),
-            // Every configured domain is in the map; this only serves a domain built
-            // after startup.
-            None => Arc::new(authority_for(domain, self.client_id_max_age_secs)),
-        }
-    }
-}
-
-fn authority_for(domain: &DomainConfig, max_age_secs: u64) -> ClientIdAuthority {
-    let secret = |s: &crate::config::Secret| SecretBytes::new(s.expose().as_bytes().to_vec());
-    ClientIdAuthority::new(
-        secret(&domain.client_id_secret),
-        domain
-            .client_id_previous_secrets
-            .iter()
-            .map(secret)
-            .collect(),
-        max_age_secs,
-    )
-}
+use crate::context::RequestContext;
+use crate::state::AppState;
+use crate::upstream::UpstreamError;
 
 /// `GET`/`HEAD /api/mte-relay`: capabilities, and the client id issued or refreshed.
 pub async fn capabilities(
@@ -99,6 +45,20 @@ pub async fn handle_mte(
     request: Request<RelayBody>,
 ) -> Response<RelayBody> {
     request::handle(state, ctx, request).await
+}
+
+/// Logs why an upstream exchange failed: the cause stays in the log, the client gets
+/// only the class ([`UpstreamError::client_message`]).
+pub(crate) fn log_upstream_failure(ctx: &RequestContext, error: &UpstreamError) {
+    tracing::warn!(
+        request_id = %ctx.request_id,
+        domain = %ctx.domain.name,
+        reason = %error.reason(),
+        // The registry decides retry safety, one rule for every error it names.
+        retry_safe = error.reason().upstream_untouched(),
+        error = %error,
+        "upstream request failed"
+    );
 }
 
 /// The domain as the protocol binds it: the request's host, lowercase, without port.

@@ -26,8 +26,9 @@ use mte_relay_protocol::rng::os_rng;
 use super::{ReadError, protocol_domain, read_bounded};
 use crate::admission::{LogThrottle, Refused, address_key};
 use crate::body::RelayBody;
+use crate::context::RequestContext;
 use crate::response::{self, overloaded, registry_error};
-use crate::state::{AppState, RequestContext};
+use crate::state::AppState;
 use crate::store::{InsertError, NewPair, PairCaps, unix_now};
 
 /// Generous bound on one offer's JSON (a 1216-byte key is 1622 base64url characters).

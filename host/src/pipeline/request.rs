@@ -37,11 +37,11 @@ use super::{ReadError, protocol_domain, read_bounded};
 use crate::adapters::{self, Decision, RequestFacts};
 use crate::admission::Slot;
 use crate::body::{Holding, RelayBody, boxed, empty, full};
+use crate::context::RequestContext;
 use crate::response::registry_error;
 use crate::server::local;
-use crate::state::{AppState, RequestContext};
+use crate::state::AppState;
 use crate::store::{Lookup, PairKey, TokenClaim, unix_now};
-use crate::upstream;
 
 /// Why the relay refused the request, with a message safe to show the client.
 struct Refusal {
@@ -303,13 +303,16 @@ async fn forward(
     if !is_idempotent(method.as_str()) {
         record_resend_token(state, &header.client_id, head).await?;
     }
-    let upstream = state.upstream.send(ctx, upstream_request).await;
+    let upstream = state
+        .upstream
+        .send(ctx.destination(), upstream_request)
+        .await;
     if let Some(error) = failure.get() {
         // The upstream request was aborted because the client's body failed to open.
         return Err(refuse(error.reason(), format!("request body: {error}")));
     }
     let response = upstream.map_err(|error| {
-        upstream::log_failure(ctx, &error);
+        super::log_upstream_failure(ctx, &error);
         refuse(error.reason(), error.client_message())
     })?;
     let mut response = response.map(boxed);

@@ -12,14 +12,15 @@ use mte_relay_protocol::registry::{ErrorReason, reason_phrase};
 use super::route::{self, LocalRoute, RouteClass};
 use super::{cors, local};
 use crate::body::{DrainOnDrop, RelayBody, boxed};
+use crate::context::RequestContext;
 use crate::forwarded::Provenance;
 use crate::pipeline;
+use crate::pipeline::passthrough;
 use crate::response::registry_error;
-use crate::state::{AppState, RequestContext};
+use crate::state::AppState;
 use crate::telemetry::access::{CountingBody, UnansweredGuard, UsageTap};
 use crate::telemetry::{AccessLogBody, AccessRecord, RequestTimings, request_id};
 use crate::upstream::headers::X_REQUEST_ID;
-use crate::upstream::passthrough;
 
 /// The service function of every connection.
 pub async fn handle(

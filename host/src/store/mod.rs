@@ -21,6 +21,7 @@
 //! another pair, or at another replica sharing the store.
 
 mod memory;
+mod mte_state;
 mod sweeper;
 
 use std::future::Future;
@@ -32,6 +33,7 @@ use mte_relay_protocol::registry::ErrorReason;
 use mte_relay_protocol::replay::{ReplayError, ReplayWindow};
 
 pub use memory::MemoryPairStore;
+pub use mte_state::MteState;
 pub use sweeper::{Sweeper, sweep_interval};
 
 /// Seconds since the Unix epoch: the clock of pair lifetimes and client id ages.

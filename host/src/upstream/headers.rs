@@ -58,6 +58,7 @@ pub fn strip_relay_headers(headers: &mut HeaderMap) {
 }
 
 /// The request side of hygiene, applied to every request the relay sends upstream.
+#[derive(Clone, Copy, Debug)]
 pub struct ForwardedFor<'a> {
     /// Who sent the request (see [`crate::forwarded`]).
     pub provenance: &'a Provenance,

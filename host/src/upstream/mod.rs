@@ -1,9 +1,8 @@
-//! The upstream side: one shared connection pool, header hygiene, classified errors,
-//! and the pass-through reverse proxy.
+//! The upstream side: one shared connection pool, header hygiene and classified
+//! errors. It knows nothing of the request's context beyond a [`Destination`].
 
 pub mod error;
 pub mod headers;
-pub mod passthrough;
 pub mod progress;
 
 use std::time::{Duration, Instant};
@@ -21,21 +20,20 @@ pub use error::UpstreamError;
 use progress::{Progress, Stall};
 
 use crate::body::{BoxError, RelayBody, boxed};
-use crate::config::{Timeouts, UpstreamTls};
-use crate::state::RequestContext;
+use crate::config::{Timeouts, UpstreamTarget, UpstreamTls};
+use crate::telemetry::RequestTimings;
 
-/// Logs why an upstream exchange failed: the cause stays in the log, the client gets
-/// only the class ([`UpstreamError::client_message`]).
-pub fn log_failure(ctx: &RequestContext, error: &UpstreamError) {
-    tracing::warn!(
-        request_id = %ctx.request_id,
-        domain = %ctx.domain.name,
-        reason = %error.reason(),
-        // The registry decides retry safety, one rule for every error it names.
-        retry_safe = error.reason().upstream_untouched(),
-        error = %error,
-        "upstream request failed"
-    );
+/// Where one request goes upstream, and what the relay says about it there.
+#[derive(Clone, Copy, Debug)]
+pub struct Destination<'a> {
+    /// The domain's upstream.
+    pub upstream: &'a UpstreamTarget,
+    /// Headers the domain adds to every upstream request.
+    pub configured_headers: &'a http::HeaderMap,
+    /// What the forwarding headers and `x-request-id` say.
+    pub forwarded: headers::ForwardedFor<'a>,
+    /// Where the time to the response head is recorded.
+    pub timings: &'a RequestTimings,
 }
 
 /// The relay's client to every upstream, shared by all domains and requests.
@@ -75,7 +73,8 @@ impl UpstreamClient {
     /// `request` carries the path-and-query the client meant (for MTE requests: the
     /// decrypted one) and the client's end-to-end headers. This applies header hygiene
     /// (see [`headers::prepare_request_headers`]), rewrites the URI onto the upstream,
-    /// records the time to the response head in `ctx.timings`, and cleans the response
+    /// records the time to the response head in the destination's timings, and cleans
+    /// the response
     /// headers. Upgrade requests are forwarded as upgrades.
     ///
     /// Two limits apply, one after the other (see [`progress`]): while the request body
@@ -85,7 +84,7 @@ impl UpstreamClient {
     /// read the whole body; that response is taken as it comes.
     pub async fn send<B>(
         &self,
-        ctx: &RequestContext,
+        destination: Destination<'_>,
         request: Request<B>,
     ) -> Result<Response<Incoming>, UpstreamError>
     where
@@ -98,8 +97,7 @@ impl UpstreamClient {
             .path_and_query()
             .map_or("/", |value| value.as_str())
             .to_owned();
-        parts.uri = ctx
-            .domain
+        parts.uri = destination
             .upstream
             .uri_for(&path_and_query)
             .map_err(UpstreamError::InvalidRequest)?;
@@ -107,19 +105,15 @@ impl UpstreamClient {
         parts.version = http::Version::HTTP_11;
         headers::prepare_request_headers(
             &mut parts.headers,
-            &headers::ForwardedFor {
-                provenance: &ctx.provenance,
-                host: &ctx.host,
-                request_id: &ctx.request_id,
-            },
-            ctx.domain.headers.map(),
+            &destination.forwarded,
+            destination.configured_headers,
         );
         let (progress, body) = Progress::watch(boxed(body));
         let request = Request::from_parts(parts, boxed(body));
 
         let started = Instant::now();
         let outcome = self.exchange(request, &progress).await;
-        ctx.timings.add_upstream(started.elapsed());
+        destination.timings.add_upstream(started.elapsed());
         let mut response = outcome?;
         let switching_protocols = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         headers::prepare_response_headers(response.headers_mut(), switching_protocols);

@@ -9,10 +9,11 @@ use mte_relay_protocol::registry::ErrorReason;
 
 use crate::adapters::{self, Decision, RequestFacts};
 use crate::body::{RelayBody, boxed};
+use crate::context::RequestContext;
 use crate::response::registry_error;
-use crate::state::{AppState, RequestContext};
+use crate::state::AppState;
 
-use super::headers::is_upgrade;
+use crate::upstream::headers::is_upgrade;
 
 /// Forwards a request to the domain's upstream and streams the response back.
 pub async fn forward(
@@ -40,10 +41,10 @@ pub async fn forward(
             }
         }
     }
-    let mut response = match state.upstream.send(ctx, request).await {
+    let mut response = match state.upstream.send(ctx.destination(), request).await {
         Ok(response) => response,
         Err(error) => {
-            super::log_failure(ctx, &error);
+            super::log_upstream_failure(ctx, &error);
             return registry_error(error.reason(), error.client_message());
         }
     };
