@@ -326,8 +326,10 @@ impl Session {
         // The deadline starts from when the request was sent, so it errs early.
         // `None` (never) when the lifetime is too long for the clock to represent.
         let retire_at = sent_at.checked_add(lifetime - EXPIRY_MARGIN.min(lifetime / 10));
+        // By reference: each pending pair's X-Wing key is wiped where it lies when
+        // `pending` drops, instead of leaving moved-from copies in a freed buffer.
         pending
-            .into_iter()
+            .iter()
             .zip(&answer.pairs)
             .map(|(offer, answer)| {
                 let id = offer.pair_id();

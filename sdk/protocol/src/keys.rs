@@ -93,28 +93,23 @@ impl MteRatchet {
         seq: u64,
     ) -> Result<(MessageSecret, Option<MteRatchet>), RatchetError> {
         let target = seq >> EPOCH_BITS;
-        let (epoch_key, advanced) = if target == self.epoch {
-            (self.current.clone(), None)
-        } else if target + 1 == self.epoch {
-            (
-                self.previous.clone().ok_or(RatchetError::EpochErased)?,
-                None,
-            )
-        } else if target < self.epoch {
-            return Err(RatchetError::EpochErased);
-        } else {
+        if target > self.epoch {
             if target - self.epoch > MAX_RATCHET_STEPS {
                 return Err(RatchetError::TooFarAhead);
             }
             let advanced = self.stepped_to(target);
-            (advanced.current.clone(), Some(advanced))
+            let secret = message_secret_of(&advanced.current, seq);
+            return Ok((secret, Some(advanced)));
+        }
+        // Borrowed, not cloned: no extra copy of an epoch key is made per message.
+        let epoch_key = if target == self.epoch {
+            &self.current
+        } else if target + 1 == self.epoch {
+            self.previous.as_ref().ok_or(RatchetError::EpochErased)?
+        } else {
+            return Err(RatchetError::EpochErased);
         };
-        let secret = kdf::expand(
-            epoch_key.expose_secret(),
-            LABEL_MTE_MESSAGE,
-            &seq.to_be_bytes(),
-        );
-        Ok((MessageSecret(secret), advanced))
+        Ok((message_secret_of(epoch_key, seq), None))
     }
 
     /// Moves to `newer` when it is ahead; a stale `newer` (another request advanced
@@ -171,6 +166,15 @@ impl MteRatchet {
             previous: (bytes[8] == 1).then(|| Secret32::from_bytes(previous)),
         })
     }
+}
+
+/// The secret of MTE message `seq` under its epoch's key.
+fn message_secret_of(epoch_key: &Secret32, seq: u64) -> MessageSecret {
+    MessageSecret(kdf::expand(
+        epoch_key.expose_secret(),
+        LABEL_MTE_MESSAGE,
+        &seq.to_be_bytes(),
+    ))
 }
 
 /// Everything a pair holds secret: the MKE root and the MTE ratchet.

@@ -250,7 +250,7 @@ impl PendingPair {
 
     /// Completes the pair from the relay's answer.
     pub fn complete(
-        self,
+        &self,
         scope: PairingScope<'_>,
         answer: &PairAnswer,
     ) -> Result<PairKeys, PairingError> {
