@@ -267,8 +267,6 @@ impl FieldNames for LegacyNames {
         match field {
             // Named for the relay as a whole, as the one domain of the legacy form is.
             "identity_key" => "RELAY_IDENTITY_KEY".to_owned(),
-            "verify_body_before_forward" => "VERIFY_BODY_BEFORE_FORWARD".to_owned(),
-            "pad_stream_records" => "PAD_STREAM_RECORDS".to_owned(),
             _ => field.to_ascii_uppercase(),
         }
     }

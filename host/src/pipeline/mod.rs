@@ -9,6 +9,7 @@ mod request;
 mod streams;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -80,13 +81,27 @@ pub(crate) enum ReadError {
     TooLarge,
     /// The body failed while streaming.
     Failed,
+    /// No frame arrived within the idle bound.
+    Idle,
 }
 
-/// Reads a whole body of at most `limit` bytes. Only for bodies the protocol bounds
-/// (pairing documents, MTE messages); everything else streams.
-pub(crate) async fn read_bounded(mut body: RelayBody, limit: usize) -> Result<Bytes, ReadError> {
+/// Reads a whole body of at most `limit` bytes, each frame within `idle` of the one
+/// before when given. Only for bodies that are bounded (pairing documents, MTE
+/// messages, bodies a domain verifies before forwarding); everything else streams.
+pub(crate) async fn read_bounded(
+    mut body: RelayBody,
+    limit: usize,
+    idle: Option<Duration>,
+) -> Result<Bytes, ReadError> {
     let mut whole = Vec::new();
-    while let Some(frame) = body.frame().await {
+    loop {
+        let next = match idle {
+            Some(idle) => tokio::time::timeout(idle, body.frame())
+                .await
+                .map_err(|_elapsed| ReadError::Idle)?,
+            None => body.frame().await,
+        };
+        let Some(frame) = next else { break };
         let frame = frame.map_err(|_| ReadError::Failed)?;
         if let Some(data) = frame.data_ref() {
             if whole.len() + data.len() > limit {

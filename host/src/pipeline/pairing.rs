@@ -41,7 +41,8 @@ pub async fn serve(
 ) -> Response<RelayBody> {
     let settings = state.config.pairing;
     let max_body = settings.max_pairs_per_batch * MAX_OFFER_JSON + 1024;
-    let read = read_bounded(request.into_body(), max_body);
+    // The whole document is under one deadline below, not a per-frame one.
+    let read = read_bounded(request.into_body(), max_body, None);
     let body = match tokio::time::timeout(settings.body_timeout, read).await {
         Ok(Ok(body)) => body,
         Ok(Err(ReadError::TooLarge)) => {
@@ -50,7 +51,7 @@ pub async fn serve(
                 format!("pairing document exceeds {max_body} bytes"),
             );
         }
-        Ok(Err(ReadError::Failed)) => {
+        Ok(Err(ReadError::Failed | ReadError::Idle)) => {
             return registry_error(
                 ErrorReason::PairingMalformed,
                 "pairing document ended early",

@@ -21,7 +21,6 @@ use std::time::Instant;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use mte_relay_adapter_runtime::HookError;
 use mte_relay_protocol::ECHO_ROUTE;
 use mte_relay_protocol::head::{HeaderField, RequestHead, ResponseHead};
@@ -328,7 +327,7 @@ async fn forward(
 /// within `idle` of the one before, for `verify_body_before_forward`. Every refusal is
 /// raised before anything was forwarded.
 async fn verified_body(
-    mut body: RelayBody,
+    body: RelayBody,
     limit: u64,
     idle: std::time::Duration,
     failure: &DecodeFailure,
@@ -342,22 +341,20 @@ async fn verified_body(
             ),
         )
     };
-    let mut whole = Vec::new();
-    loop {
-        let frame = match tokio::time::timeout(idle, body.frame()).await {
-            Err(_elapsed) => {
-                return Err(refuse(
-                    ErrorReason::RequestBodyTimeout,
-                    format!(
-                        "no request body record within {}s; nothing was forwarded",
-                        idle.as_secs_f64()
-                    ),
-                ));
-            }
-            Ok(None) => return Ok(bytes::Bytes::from(whole)),
-            Ok(Some(frame)) => frame,
-        };
-        let frame = frame.map_err(|_| match failure.get() {
+    let limit_bytes = usize::try_from(limit).unwrap_or(usize::MAX);
+    match read_bounded(body, limit_bytes, Some(idle)).await {
+        Ok(whole) => Ok(whole),
+        Err(ReadError::TooLarge) => Err(too_large()),
+        Err(ReadError::Idle) => Err(refuse(
+            ErrorReason::RequestBodyTimeout,
+            format!(
+                "no request body record within {}s; nothing was forwarded",
+                idle.as_secs_f64()
+            ),
+        )),
+        // The decoder says why the body failed; without its word the client's stream
+        // broke off before its final record.
+        Err(ReadError::Failed) => Err(match failure.get() {
             Some(error) if error.reason() == ErrorReason::BodyTooLarge => too_large(),
             Some(error) => refuse(
                 error.reason(),
@@ -367,13 +364,7 @@ async fn verified_body(
                 ErrorReason::DecodeFailed,
                 "the request body ended before its final record; nothing was forwarded",
             ),
-        })?;
-        if let Some(data) = frame.data_ref() {
-            if whole.len() as u64 + data.len() as u64 > limit {
-                return Err(too_large());
-            }
-            whole.extend_from_slice(data);
-        }
+        }),
     }
 }
 
@@ -538,7 +529,8 @@ async fn seal_response(
     // MTE responses are one padded message: read it (bounded by the cap) before
     // committing to a status, so an oversized one becomes a clean registry error.
     let body = if has_body && mode == Mode::Mte {
-        match read_bounded(body, MTE_MAX_MESSAGE).await {
+        // Upstream pauses are bounded by the response timeouts, not here.
+        match read_bounded(body, MTE_MAX_MESSAGE, None).await {
             Ok(whole) => full(whole),
             Err(ReadError::TooLarge) => {
                 return Err(refuse(
@@ -546,7 +538,7 @@ async fn seal_response(
                     "upstream response exceeds the MTE message cap",
                 ));
             }
-            Err(ReadError::Failed) => {
+            Err(ReadError::Failed | ReadError::Idle) => {
                 return Err(refuse(
                     ErrorReason::UpstreamFailed,
                     "upstream response body failed",
@@ -565,13 +557,12 @@ async fn seal_response(
             .map(|(name, value)| HeaderField::new(name.as_str(), value.as_bytes()))
             .collect(),
     };
+    // The protocol keeps the padding flag only where it applies (an MKE body).
     let mut flags = Flags::with_body(has_body);
-    if has_body
-        && mode == Mode::Mke
-        && ctx
-            .domain
-            .pad_stream_records
-            .applies_to(parts.headers.get(CONTENT_TYPE))
+    if ctx
+        .domain
+        .pad_stream_records
+        .applies_to(parts.headers.get(CONTENT_TYPE))
     {
         flags = flags.union(Flags::PADDED_RECORDS);
     }

@@ -74,8 +74,7 @@ impl UpstreamClient {
     /// decrypted one) and the client's end-to-end headers. This applies header hygiene
     /// (see [`headers::prepare_request_headers`]), rewrites the URI onto the upstream,
     /// records the time to the response head in the destination's timings, and cleans
-    /// the response
-    /// headers. Upgrade requests are forwarded as upgrades.
+    /// the response headers. Upgrade requests are forwarded as upgrades.
     ///
     /// Two limits apply, one after the other (see [`progress`]): while the request body
     /// streams, no more than the body idle timeout may pass between two chunks, whichever

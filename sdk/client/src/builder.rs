@@ -274,6 +274,36 @@ mod tests {
     }
 
     #[test]
+    fn pins_and_epoch_intervals_are_checked_when_the_client_is_built() {
+        let invalid = |builder: RelayClientBuilder| match builder.build() {
+            Err(ClientError::InvalidRequest { message }) => message,
+            other => panic!("refused expected: {other:?}"),
+        };
+        let base = || RelayClientBuilder::new("http://relay.example");
+        assert!(invalid(base().pin("sha256:abc")).contains("pin"));
+        assert!(
+            invalid(
+                base()
+                    .pin(format!("sha256:{}", "A".repeat(43)))
+                    .pin("md5:x")
+            )
+            .contains("pin")
+        );
+        assert!(
+            invalid(base().mte_epoch_interval(Duration::from_millis(999)))
+                .contains("epoch interval")
+        );
+        let config = base()
+            .pin(format!("sha256:{}", "A".repeat(43)))
+            .pin(format!("sha256:{}", "E".repeat(43)))
+            .mte_epoch_interval(MIN_MTE_EPOCH_INTERVAL)
+            .into_config()
+            .expect("valid");
+        assert_eq!(config.pins.len(), 2);
+        assert_eq!(config.mte_epoch_interval, MIN_MTE_EPOCH_INTERVAL);
+    }
+
+    #[test]
     fn base_urls_that_are_not_origins_are_refused() {
         for bad in [
             "api.example.com",

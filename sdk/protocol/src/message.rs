@@ -132,16 +132,19 @@ impl RequestContext {
     /// [`RequestContext::response_sealer`] with explicit response flags, such as
     /// [`Flags::PADDED_RECORDS`] for a streamed MKE body whose record lengths must not
     /// show the size of each write (one token of a model's answer, one event).
-    /// `PADDED_RECORDS` is dropped in MTE mode, whose body is one padded message.
+    /// `PADDED_RECORDS` is kept only for an MKE response with a body: an MTE body is
+    /// one padded message already, and a bodiless response has no records.
     pub fn response_sealer_with(
         &self,
         rng: &mut impl rand_core::CryptoRng,
         status: u16,
         flags: Flags,
     ) -> ResponseContext {
-        let flags = match self.mode {
-            Mode::Mke => flags,
-            Mode::Mte => Flags::with_body(flags.contains(Flags::HAS_BODY)),
+        let has_body = flags.contains(Flags::HAS_BODY);
+        let flags = if self.mode == Mode::Mke && has_body {
+            flags
+        } else {
+            Flags::with_body(has_body)
         };
         let mut nonce = [0u8; RESPONSE_NONCE_LEN];
         rng.fill_bytes(&mut nonce);

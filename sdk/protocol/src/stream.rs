@@ -167,25 +167,25 @@ impl BodyEncoder {
     }
 
     fn seal_record(&mut self, plaintext: &[u8], last: bool, out: &mut Vec<u8>) {
-        if self.padded {
-            let mut padded = Vec::new();
-            // A padded record's data never exceeds PADDED_CHUNK_SIZE, which always fits.
-            if padding::pad_into(plaintext, &mut padded).is_some() {
-                self.seal_plain_record(&padded, last, out);
-                return;
-            }
-        }
-        self.seal_plain_record(plaintext, last, out);
-    }
-
-    fn seal_plain_record(&mut self, plaintext: &[u8], last: bool, out: &mut Vec<u8>) {
-        let sealed_len = plaintext.len() + TAG_LEN;
+        // A padded record's data is at most PADDED_CHUNK_SIZE, so it always has a
+        // bucket; padding goes straight into `out`, with no buffer per record.
+        let record_len = if self.padded {
+            padding::bucket_for(plaintext.len())
+                .expect("a padded record's data is at most PADDED_CHUNK_SIZE")
+        } else {
+            plaintext.len()
+        };
+        let sealed_len = record_len + TAG_LEN;
         // Records never exceed CHUNK_SIZE or MAX_BUCKET plus a tag, far below 2^31.
         let header = (sealed_len as u32) | if last { FINAL_BIT } else { 0 };
         out.reserve(RECORD_HEADER_LEN + sealed_len);
         out.extend_from_slice(&header.to_be_bytes());
         let start = out.len();
-        out.extend_from_slice(plaintext);
+        if self.padded {
+            padding::pad_into(plaintext, out).expect("the bucket was found above");
+        } else {
+            out.extend_from_slice(plaintext);
+        }
         let tag = self.cipher.seal_in_place(
             nonce(NonceKind::Body, self.counter, last),
             &mut out[start..],

@@ -784,4 +784,25 @@ fn response_flags_refuse_padding_without_a_body_and_unknown_bits() {
         Flags::from_bits(0b10).is_none(),
         "requests have no padded records"
     );
+
+    // A sealer keeps the padding flag only for an MKE response with a body.
+    for (mode, has_body, kept) in [
+        (Mode::Mke, true, true),
+        (Mode::Mke, false, false),
+        (Mode::Mte, true, false),
+    ] {
+        let header = header(mode, SEQ, true);
+        let (client_secret, relay_secret) = secrets(mode, SEQ);
+        let client = RequestContext::new(client_secret, &header, METHOD, DOMAIN);
+        let relay = RequestContext::new(relay_secret, &header, METHOD, DOMAIN);
+        let flags = Flags::with_body(has_body).union(Flags::PADDED_RECORDS);
+        let sealer = relay.response_sealer_with(&mut os_rng(), STATUS, flags);
+        let value = sealer
+            .seal_head(&ResponseHead { headers: vec![] })
+            .expect("seals");
+        let (opener, _) = client
+            .open_response(STATUS, value.as_bytes())
+            .expect("the head opens");
+        assert_eq!(opener.pads_records(), kept, "{mode} with body {has_body}");
+    }
 }
