@@ -6,11 +6,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mte_relay::adapters::Adapters;
+use mte_relay::config::StoreSettings;
 use mte_relay::config::{Config, ConfigError, Loaded, render};
 use mte_relay::server::{Drained, Server};
 use mte_relay::state::AppState;
-use mte_relay::store::{MemoryPairStore, PairStore, Sweeper, sweep_interval};
+use mte_relay::store::{MemoryPairStore, PairStore, RedisPairStore, Sweeper, sweep_interval};
 use mte_relay::telemetry;
+use mte_relay_adapter_runtime::KvStore;
 
 /// Exit code for invalid configuration (documented in docs/configuration.md).
 const EXIT_BAD_CONFIG: u8 = 2;
@@ -118,7 +120,7 @@ fn check_config(loaded: &Loaded) -> ExitCode {
         ExitCode::FAILURE
     });
     let adapters = match adapters {
-        Ok(runtime) => runtime.block_on(Adapters::load(&loaded.config)),
+        Ok(runtime) => runtime.block_on(Adapters::load(&loaded.config, None)),
         Err(code) => return code,
     };
     let adapters = match adapters {
@@ -221,15 +223,15 @@ async fn serve_until_signal(
 ) -> Result<(), StartError> {
     {
         telemetry::log_startup(&loaded.config, &loaded.warnings);
-        let adapters = Adapters::load(&loaded.config)
+        let backends = open_store(&loaded.config.store)?;
+        let adapters = Adapters::load(&loaded.config, backends.adapter_kv)
             .await
             .map_err(|error| StartError::Config(error.to_string()))?;
         let _watcher = adapters.as_ref().map(|adapters| {
             spawn_reload_on_sighup(adapters.clone());
             adapters.watch(ADAPTER_WATCH_INTERVAL)
         });
-        // The in-memory store: the relay's only pair store so far (docs/operations.md).
-        let store: Arc<dyn PairStore> = Arc::new(MemoryPairStore::new());
+        let store = backends.pairs;
         let state = Arc::new(AppState::new(loaded.config, store).with_adapters(adapters));
         let _sweeper = Sweeper::spawn(
             state.mte.store.clone(),
@@ -263,6 +265,46 @@ async fn serve_until_signal(
         }
         Ok(())
     }
+}
+
+/// Where the relay keeps shared state: pairs and resend tokens, and the adapters'
+/// key-value data (in memory when `None`).
+struct Backends {
+    pairs: Arc<dyn PairStore>,
+    adapter_kv: Option<Arc<dyn KvStore>>,
+}
+
+/// The stores the configuration chose (docs/operations.md, "Running replicas"). Redis
+/// is not connected here: a relay whose Redis is away starts, serves pass-through and
+/// local routes, and answers MTE requests `store-unavailable` until Redis is back.
+fn open_store(settings: &StoreSettings) -> Result<Backends, StartError> {
+    let backends = match settings {
+        StoreSettings::Memory => Backends {
+            pairs: Arc::new(MemoryPairStore::new()),
+            adapter_kv: None,
+        },
+        StoreSettings::Redis(redis) => {
+            let store = RedisPairStore::new(redis)
+                .map_err(|error| StartError::Config(format!("REDIS_URL: {error}")))?;
+            let adapter_kv: Arc<dyn KvStore> = Arc::new(store.adapter_kv());
+            Backends {
+                pairs: Arc::new(store),
+                adapter_kv: Some(adapter_kv),
+            }
+        }
+    };
+    let probe = backends.pairs.clone();
+    tokio::spawn(async move {
+        match probe.check().await {
+            Ok(()) => tracing::info!(store = ?probe, "pair store reachable"),
+            Err(error) => tracing::warn!(
+                store = ?probe,
+                %error,
+                "pair store unreachable; MTE requests answer store-unavailable until it is back"
+            ),
+        }
+    });
+    Ok(backends)
 }
 
 /// How often adapter files are checked for changes.

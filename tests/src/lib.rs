@@ -3,11 +3,13 @@
 //! HTTP servers ([`upstream`]), and talk to both over loopback sockets ([`client`]).
 //! Every wait is bounded, so a broken relay fails a test instead of hanging it.
 
+pub mod balancer;
 pub mod bodies;
 pub mod client;
 pub mod guests;
 pub mod memory;
 pub mod mitm;
+pub mod redis;
 pub mod relay;
 pub mod tls;
 pub mod upstream;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use http::{HeaderMap, Request, Response};
 use mte_relay_adapter_runtime::{
-    AdapterRuntime, AdaptersSource, Chain, Header, HookError, LocalReply, MeterSink,
+    AdapterRuntime, AdaptersSource, Chain, Header, HookError, KvStore, LocalReply, MeterSink,
     MeterSinkOptions, ReloadReport, RequestInfo, RequestOutcome, ResponseInfo, RouteClass,
     RuntimeOptions, UsageRecord, World, apply_edits,
 };
@@ -64,8 +64,13 @@ impl std::fmt::Debug for Adapters {
 
 impl Adapters {
     /// Loads the declared adapters and resolves every domain's chain. `None` when the
-    /// configuration uses no adapters. Must run inside the tokio runtime.
-    pub async fn load(config: &Config) -> Result<Option<Arc<Adapters>>, SetupError> {
+    /// configuration uses no adapters. `kv` is the adapters' key-value backend (Redis
+    /// when replicas share one), in memory when `None`. Must run inside the tokio
+    /// runtime.
+    pub async fn load(
+        config: &Config,
+        kv: Option<Arc<dyn KvStore>>,
+    ) -> Result<Option<Arc<Adapters>>, SetupError> {
         let (source, variable) = match &config.adapters.declarations {
             AdapterDeclarations::None => {
                 if let Some(domain) = config.domains.iter().find(|d| !d.adapters.is_empty()) {
@@ -81,8 +86,12 @@ impl Adapters {
             }
             AdapterDeclarations::Inline(json) => (AdaptersSource::Inline(json.clone()), "ADAPTERS"),
         };
-        let runtime = AdapterRuntime::new(RuntimeOptions::default())
-            .map_err(|error| SetupError::Load { variable, error })?;
+        let options = RuntimeOptions {
+            kv,
+            ..RuntimeOptions::default()
+        };
+        let runtime =
+            AdapterRuntime::new(options).map_err(|error| SetupError::Load { variable, error })?;
         runtime
             .load(source)
             .await

@@ -56,6 +56,15 @@ pub const VARIABLES: &[&str] = &[
     "PAIRING_BURST_PER_CLIENT",
     "RESEND_WINDOW_SECS",
     "MAX_RESEND_TOKENS",
+    "REDIS_URL",
+    "REDIS_CLUSTER",
+    "REDIS_CA_FILE",
+    "STORE_KEY",
+    "STORE_KEY_PREVIOUS",
+    "REDIS_CONNECT_TIMEOUT_MS",
+    "REDIS_RESPONSE_TIMEOUT_MS",
+    "REDIS_KEY_PREFIX",
+    "REDIS_CACHE_PAIRS",
 ];
 
 /// The single-domain variables that `DOMAIN_MAP` replaces.

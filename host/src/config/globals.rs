@@ -349,7 +349,7 @@ fn parsed<T: FromStr>(env: &Env, name: &str, default: T, problem: &str) -> Resul
     }
 }
 
-fn ranged<T>(env: &Env, name: &str, default: T, min: T, max: T) -> Result<T, ConfigError>
+pub(crate) fn ranged<T>(env: &Env, name: &str, default: T, min: T, max: T) -> Result<T, ConfigError>
 where
     T: FromStr + PartialOrd + Copy + std::fmt::Display,
 {
@@ -419,7 +419,7 @@ fn seconds(env: &Env, name: &str, default: f64) -> Result<Duration, ConfigError>
     Ok(Duration::from_secs_f64(value))
 }
 
-fn parse_bool(raw: &str) -> Result<bool, String> {
+pub(crate) fn parse_bool(raw: &str) -> Result<bool, String> {
     match raw.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),

@@ -10,6 +10,7 @@ pub mod globals;
 pub mod render;
 pub mod routes;
 pub mod secret;
+pub mod store;
 pub mod tls;
 pub mod trusted;
 
@@ -25,6 +26,7 @@ pub use globals::{
 };
 pub use routes::{RoutePattern, RouteSet};
 pub use secret::Secret;
+pub use store::{RedisSettings, RedisUrl, StoreSettings};
 pub use tls::UpstreamTls;
 pub use trusted::TrustedProxies;
 
@@ -55,6 +57,8 @@ pub struct Config {
     pub resend: ResendSettings,
     /// Where adapter instances are declared, and how often meters tick.
     pub adapters: AdapterSettings,
+    /// Where pairs live: this process, or Redis shared by replicas.
+    pub store: StoreSettings,
     pub domains: DomainTable,
 }
 
@@ -152,7 +156,16 @@ impl Config {
                 "not set (set DOMAIN_MAP, or UPSTREAM for a single domain)",
             ));
         };
+        let store = StoreSettings::from_env(env, &mut warnings)?;
         for domain in domains.iter() {
+            if domain.client_id_secret_generated && matches!(store, StoreSettings::Redis(_)) {
+                // Replicas sharing pairs must accept each other's client ids.
+                return Err(ConfigError::new(
+                    key("DOMAIN_MAP", &domain.name),
+                    "has no client_id_secret; with REDIS_URL every replica must share one \
+                     (set client_id_secret, or CLIENT_ID_SECRET for a single domain)",
+                ));
+            }
             if domain.client_id_secret_generated {
                 warnings.push(format!(
                     "domain {:?} has no client_id_secret; generated a random one, which \
@@ -176,6 +189,7 @@ impl Config {
                 pairing: globals.pairing,
                 resend: globals.resend,
                 adapters: AdapterSettings::from_env(env)?,
+                store,
                 domains,
             },
             warnings,

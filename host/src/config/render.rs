@@ -52,6 +52,7 @@ pub fn redacted_config(config: &Config) -> Value {
         "resend_window_secs": config.resend.window.as_secs(),
         "max_resend_tokens": config.resend.max_tokens,
         "adapters": redacted_adapters(config),
+        "store": config.store.describe(),
         "domain_map": domains,
     })
 }

@@ -25,7 +25,7 @@ use mte_relay_adapter_runtime::HookError;
 use mte_relay_protocol::ECHO_ROUTE;
 use mte_relay_protocol::head::{HeaderField, RequestHead, ResponseHead};
 use mte_relay_protocol::header::{Flags, HEAD_HEADER, Mode, RELAY_HEADER, RelayHeader};
-use mte_relay_protocol::keys::MteRatchet;
+use mte_relay_protocol::keys::epoch_of;
 use mte_relay_protocol::message::RequestContext as MessageContext;
 use mte_relay_protocol::padding::MTE_MAX_MESSAGE;
 use mte_relay_protocol::registry::{ERROR_HEADER, ErrorReason, is_idempotent};
@@ -40,7 +40,7 @@ use crate::context::RequestContext;
 use crate::response::registry_error;
 use crate::server::local;
 use crate::state::AppState;
-use crate::store::{Lookup, PairKey, TokenClaim, unix_now};
+use crate::store::{CommitError, Lookup, PairKey, RatchetUse, TokenClaim, unix_now};
 
 /// Why the relay refused the request, with a message safe to show the client.
 struct Refusal {
@@ -129,11 +129,13 @@ async fn decode_and_forward(
     };
     // A duplicate or out-of-window number is refused like a head that fails to open
     // (below): same token, status and message, so a sender that may not be the
-    // pair's client learns nothing of the pair's window.
-    record
-        .window
-        .check(header.seq)
-        .map_err(|error| unauthenticated_refusal(ErrorReason::DecodeFailed, &error, ctx))?;
+    // pair's client learns nothing of the pair's window. A store that keeps the
+    // window only where its commit runs (Redis) decides it after the head opened.
+    if let Some(window) = &record.window {
+        window
+            .check(header.seq)
+            .map_err(|error| unauthenticated_refusal(ErrorReason::DecodeFailed, &error, ctx))?;
+    }
 
     let head_value = parts.headers.get(HEAD_HEADER).ok_or_else(|| {
         refuse(
@@ -148,7 +150,7 @@ async fn decode_and_forward(
         ));
     }
     let started = Instant::now();
-    let (secret, advanced_ratchet) = record
+    let (secret, advanced) = record
         .keys
         .message_secret(header.mode, header.seq)
         .map_err(|error| unauthenticated_refusal(ErrorReason::DecodeFailed, &error, ctx))?;
@@ -163,6 +165,10 @@ async fn decode_and_forward(
 
     // From here on the relay holds the response key: its refusals are sealed, so the
     // client can tell them from errors forged on the path.
+    let ratchet = (header.mode == Mode::Mte).then(|| RatchetUse {
+        epoch: epoch_of(header.seq),
+        advanced,
+    });
     let opened = Opened {
         header,
         message,
@@ -170,7 +176,7 @@ async fn decode_and_forward(
         head,
         key,
         generation,
-        advanced_ratchet,
+        ratchet,
     };
     match forward(state, ctx, &opened, body).await {
         Ok(response) => Ok(response),
@@ -208,8 +214,9 @@ struct Opened {
     key: PairKey,
     /// The generation of the pair record the head was opened with.
     generation: u64,
-    /// The MTE ratchet after this message, when it moved to a new epoch.
-    advanced_ratchet: Option<MteRatchet>,
+    /// The MTE epoch this message used, and the ratchet after it when it moved to a
+    /// new epoch; `None` for MKE.
+    ratchet: Option<RatchetUse>,
 }
 
 /// Commits the sequence number, applies the route rules and the adapters, and
@@ -227,14 +234,19 @@ async fn forward(
         head,
         key,
         generation,
-        advanced_ratchet,
+        ratchet,
     } = opened;
     state
         .mte
         .store
-        .commit(key, *generation, header.seq, advanced_ratchet.clone())
+        .commit(key, *generation, header.seq, ratchet.clone())
         .await
-        .map_err(|error| refuse(error.reason(), error.to_string()))?;
+        .map_err(|error| {
+            if let CommitError::Store(cause) = &error {
+                tracing::error!(request_id = %ctx.request_id, error = %cause, "pair store commit failed");
+            }
+            refuse(error.reason(), error.to_string())
+        })?;
 
     let path_only = head.path.split('?').next().unwrap_or("/");
     if path_only == ECHO_ROUTE {

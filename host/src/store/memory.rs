@@ -10,13 +10,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use mte_relay_protocol::ids::{PairId, ResendToken};
-use mte_relay_protocol::keys::MteRatchet;
 use mte_relay_protocol::replay::ReplayWindow;
 use sha2::{Digest, Sha256};
 
 use super::{
     CommitError, InsertError, Lookup, NewPair, PairCaps, PairKey, PairRecord, PairStore,
-    StoreError, StoreFuture, Swept, TokenClaim, TokenError,
+    RatchetUse, StoreError, StoreFuture, Swept, TokenClaim, TokenError,
 };
 
 /// One client's pairs, oldest first. A client holds at most `MAX_PAIRS_PER_CLIENT`
@@ -101,7 +100,7 @@ impl Pairs {
             generations.push(self.last_generation);
             let record = Box::new(PairRecord {
                 keys: pair.keys,
-                window: ReplayWindow::new(),
+                window: Some(ReplayWindow::new()),
                 generation: self.last_generation,
                 created_at: pair.created_at,
                 expires_at: pair.expires_at,
@@ -249,17 +248,25 @@ impl PairStore for MemoryPairStore {
         key: &'a PairKey,
         generation: u64,
         seq: u64,
-        ratchet: Option<MteRatchet>,
+        ratchet: Option<RatchetUse>,
     ) -> StoreFuture<'a, Result<(), CommitError>> {
         let outcome = match self.lock().record_mut(key) {
             None => Err(CommitError::Missing),
             Some(record) if record.generation != generation => Err(CommitError::Replaced),
+            Some(record)
+                if ratchet
+                    .as_ref()
+                    .is_some_and(|used| used.epoch + 1 < record.keys.ratchet.epoch()) =>
+            {
+                Err(CommitError::EpochErased)
+            }
             Some(record) => record
                 .window
+                .get_or_insert_with(ReplayWindow::new)
                 .check_and_mark(seq)
                 .map(|()| {
-                    if let Some(ratchet) = ratchet {
-                        record.keys.ratchet.advance_to(ratchet);
+                    if let Some(newer) = ratchet.and_then(|used| used.advanced) {
+                        record.keys.ratchet.advance_to(newer);
                     }
                 })
                 .map_err(CommitError::from),
@@ -290,6 +297,10 @@ impl PairStore for MemoryPairStore {
     fn pair_count(&self) -> StoreFuture<'_, Result<usize, StoreError>> {
         let total = self.lock().total;
         Box::pin(async move { Ok(total) })
+    }
+
+    fn check(&self) -> StoreFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -435,13 +446,37 @@ mod tests {
             .ratchet
             .message_secret(EPOCH_LEN)
             .expect("next epoch");
-        block(store.commit(&id, loaded.generation, EPOCH_LEN, advanced)).expect("first commit");
+        let used = Some(RatchetUse { epoch: 1, advanced });
+        block(store.commit(&id, loaded.generation, EPOCH_LEN, used)).expect("first commit");
         assert!(matches!(
             block(store.commit(&id, loaded.generation, EPOCH_LEN, None)),
             Err(CommitError::Replay(ReplayError::Duplicate))
         ));
         let after = found(&store, &id, 1).expect("pair is live");
         assert_eq!(after.keys.ratchet.epoch(), 1);
+        // Another request moves the ratchet two epochs on: a message opened with the
+        // epoch-0 key is refused at commit, its key erased meanwhile.
+        let (_, advanced) = after
+            .keys
+            .ratchet
+            .message_secret(3 * EPOCH_LEN)
+            .expect("within reach");
+        let used = Some(RatchetUse { epoch: 3, advanced });
+        block(store.commit(&id, loaded.generation, 3 * EPOCH_LEN, used)).expect("epoch 3");
+        let stale = Some(RatchetUse {
+            epoch: 1,
+            advanced: None,
+        });
+        assert!(matches!(
+            block(store.commit(&id, loaded.generation, 3 * EPOCH_LEN - 1, stale)),
+            Err(CommitError::EpochErased)
+        ));
+        let previous = Some(RatchetUse {
+            epoch: 2,
+            advanced: None,
+        });
+        block(store.commit(&id, loaded.generation, 3 * EPOCH_LEN - 1, previous))
+            .expect("the previous epoch is still held");
         assert!(matches!(
             block(store.commit(&key("alice", 7), 1, 0, None)),
             Err(CommitError::Missing)
@@ -465,15 +500,19 @@ mod tests {
             .ratchet
             .message_secret(EPOCH_LEN)
             .expect("next epoch");
+        let used = Some(RatchetUse { epoch: 1, advanced });
         assert!(matches!(
-            block(store.commit(&id, loaded.generation, EPOCH_LEN, advanced)),
+            block(store.commit(&id, loaded.generation, EPOCH_LEN, used)),
             Err(CommitError::Replaced)
         ));
         let current = found(&store, &id, 201).expect("the new pair");
         assert_ne!(current.generation, loaded.generation);
         assert_eq!(current.keys.ratchet.epoch(), 0, "its ratchet did not move");
         assert!(
-            current.window.check(EPOCH_LEN).is_ok(),
+            current
+                .window
+                .as_ref()
+                .is_some_and(|window| window.check(EPOCH_LEN).is_ok()),
             "its window is unmarked"
         );
     }

@@ -22,6 +22,7 @@
 
 mod memory;
 mod mte_state;
+mod redis_store;
 mod sweeper;
 
 use std::future::Future;
@@ -34,6 +35,7 @@ use mte_relay_protocol::replay::{ReplayError, ReplayWindow};
 
 pub use memory::MemoryPairStore;
 pub use mte_state::MteState;
+pub use redis_store::{RedisKv, RedisPairStore};
 pub use sweeper::{Sweeper, sweep_interval};
 
 /// Seconds since the Unix epoch: the clock of pair lifetimes and client id ages.
@@ -79,8 +81,9 @@ pub struct NewPair {
 pub struct PairRecord {
     /// The pair's keys and MTE ratchet.
     pub keys: PairKeys,
-    /// Sequence numbers accepted so far.
-    pub window: ReplayWindow,
+    /// Sequence numbers accepted so far, when the store keeps them where the relay can
+    /// check a number before opening the head; `None` when only `commit` decides.
+    pub window: Option<ReplayWindow>,
     /// Assigned by the store on insert, never reused for the same key.
     pub generation: u64,
     /// Unix time of pairing.
@@ -207,6 +210,10 @@ pub enum CommitError {
     /// The key now holds a different record than the one the request loaded.
     #[error("pair was replaced before its sequence number was recorded")]
     Replaced,
+    /// The message used an MTE epoch the pair's ratchet has erased since it was
+    /// loaded (another request moved it on).
+    #[error("sequence number belongs to an erased MTE epoch")]
+    EpochErased,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -216,11 +223,20 @@ impl CommitError {
     /// The registry reason the relay answers with.
     pub fn reason(&self) -> ErrorReason {
         match self {
-            CommitError::Replay(_) => ErrorReason::Replay,
+            CommitError::Replay(_) | CommitError::EpochErased => ErrorReason::Replay,
             CommitError::Missing | CommitError::Replaced => ErrorReason::PairUnknown,
             CommitError::Store(error) => error.reason(),
         }
     }
+}
+
+/// What an MTE message did with its pair's ratchet, for the commit.
+#[derive(Clone, Debug)]
+pub struct RatchetUse {
+    /// The epoch whose key opened the message.
+    pub epoch: u64,
+    /// The ratchet after the message, when the message moved it to a later epoch.
+    pub advanced: Option<MteRatchet>,
 }
 
 /// Where pairs live.
@@ -243,15 +259,16 @@ pub trait PairStore: Send + Sync + std::fmt::Debug + 'static {
         now: u64,
     ) -> StoreFuture<'a, Result<Lookup, StoreError>>;
 
-    /// Atomically checks that the key still holds the record of `generation`, checks
-    /// and marks `seq` in its window and, when given, moves its ratchet forward.
-    /// Called only after the request's head authenticated.
+    /// Atomically checks that the key still holds the record of `generation`, that an
+    /// MTE message's epoch is still held (not erased by a later commit), checks and
+    /// marks `seq` in its window and, when the message moved it, advances the ratchet.
+    /// `ratchet` is `None` for MKE messages. Called only after the head authenticated.
     fn commit<'a>(
         &'a self,
         key: &'a PairKey,
         generation: u64,
         seq: u64,
-        ratchet: Option<MteRatchet>,
+        ratchet: Option<RatchetUse>,
     ) -> StoreFuture<'a, Result<(), CommitError>>;
 
     /// Records `token` for `client_id` until Unix time `expires_at`, unless it is
@@ -272,8 +289,13 @@ pub trait PairStore: Send + Sync + std::fmt::Debug + 'static {
     /// keys itself remove nothing.
     fn sweep_expired(&self, now: u64) -> StoreFuture<'_, Result<Swept, StoreError>>;
 
-    /// Number of pairs held (live, or expired and not yet swept), for logs and metrics.
+    /// Number of pairs held (live, or expired and not yet swept), for logs, metrics and
+    /// `MAX_PAIRS`. Exact in memory; with Redis, counted per expiry minute across
+    /// replicas.
     fn pair_count(&self) -> StoreFuture<'_, Result<usize, StoreError>>;
+
+    /// Whether the store can serve now (readiness).
+    fn check(&self) -> StoreFuture<'_, Result<(), StoreError>>;
 }
 
 #[cfg(test)]

@@ -24,6 +24,11 @@ pub const EPOCH_LEN: u64 = 1 << EPOCH_BITS;
 /// spent for MTE and pairs a new one.
 pub const MAX_RATCHET_STEPS: u64 = crate::replay::MAX_SEQUENCE_AHEAD >> EPOCH_BITS;
 
+/// The MTE epoch that sequence number `seq` belongs to.
+pub fn epoch_of(seq: u64) -> u64 {
+    seq >> EPOCH_BITS
+}
+
 /// The secret of one message (one sequence number of one pair, in one mode).
 #[derive(Clone, PartialEq, Eq)]
 pub struct MessageSecret(pub(crate) Secret32);
@@ -92,7 +97,7 @@ impl MteRatchet {
         &self,
         seq: u64,
     ) -> Result<(MessageSecret, Option<MteRatchet>), RatchetError> {
-        let target = seq >> EPOCH_BITS;
+        let target = epoch_of(seq);
         if target > self.epoch {
             if target - self.epoch > MAX_RATCHET_STEPS {
                 return Err(RatchetError::TooFarAhead);
@@ -223,6 +228,18 @@ impl PairKeys {
             }
             Mode::Mte => self.ratchet.message_secret(seq),
         }
+    }
+
+    /// Rebuilds pair keys from the parts a store keeps apart: the MKE root, which never
+    /// changes, and the ratchet, which a store overwrites as it advances (so that no
+    /// erased epoch key survives in it).
+    pub fn from_parts(mke_root: Secret32, ratchet: MteRatchet) -> Self {
+        PairKeys { mke_root, ratchet }
+    }
+
+    /// The MKE root, for a store that keeps it apart from the ratchet (encrypted at rest).
+    pub fn mke_root(&self) -> &Secret32 {
+        &self.mke_root
     }
 
     /// Serialisation for a pair store (which must encrypt it at rest).

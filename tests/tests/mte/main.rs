@@ -10,6 +10,7 @@ mod padding;
 mod raw;
 mod recovery;
 mod refusals;
+mod replicas;
 mod resend;
 mod round_trips;
 mod soak;

@@ -1,0 +1,162 @@
+//! The Lua scripts that make the Redis store's writes atomic.
+//!
+//! Each script touches the keys of one client id only, which share a hash tag, so it
+//! runs on one node of a Redis Cluster. The scripts run with EVALSHA (loaded again on
+//! `NOSCRIPT`); nothing uses WATCH, which is unsafe on a multiplexed connection.
+//!
+//! The replay window in [`COMMIT`] is the rule of `mte_relay_protocol::replay`,
+//! written again in Lua because Redis must decide it atomically; a test runs both on
+//! the same sequences and compares every answer.
+
+use mte_relay_protocol::replay::{MAX_SEQUENCE_AHEAD, WINDOW_SIZE};
+use redis::Script;
+
+/// Field names of a pair's hash.
+pub mod field {
+    /// Generation: a random 64-bit number, decimal; a commit must name it.
+    pub const GENERATION: &str = "gen";
+    /// Sealed MKE root, creation and expiry times; never changes.
+    pub const RECORD: &str = "rec";
+    /// The MTE ratchet's epoch, decimal, in the clear (sequence numbers show it anyway).
+    pub const EPOCH: &str = "epoch";
+    /// Sealed MTE ratchet, overwritten as it advances.
+    pub const RATCHET: &str = "ratchet";
+    // Two more fields are read and written by [`super::COMMIT`] only: `hi`, the
+    // highest accepted sequence number (decimal; absent before the first), and `win`,
+    // the window's bitmap (bit `seq % WINDOW_SIZE` of byte `bit / 8`, least
+    // significant bit first).
+}
+
+/// `KEYS[1]` the pair's hash. `ARGV`: generation, sequence number, the MTE epoch the
+/// message used (empty for MKE), the ratchet's new epoch and its sealed state (both
+/// empty unless the message moved it). Returns `ok`, `missing`, `replaced`,
+/// `epoch-erased`, `duplicate`, `too-old` or `too-far-ahead`; writes only on `ok`.
+const COMMIT: &str = r#"
+local W = __WINDOW__
+local AHEAD = __AHEAD__
+local stored = redis.call('HMGET', KEYS[1], 'gen', 'epoch', 'hi', 'win')
+if not stored[1] then return 'missing' end
+if stored[1] ~= ARGV[1] then return 'replaced' end
+local epoch = tonumber(stored[2])
+if ARGV[3] ~= '' and tonumber(ARGV[3]) + 1 < epoch then return 'epoch-erased' end
+local seq = tonumber(ARGV[2])
+local hi = stored[3] and tonumber(stored[3])
+local bytes = {}
+if stored[4] and #stored[4] == W / 8 then
+  bytes = {string.byte(stored[4], 1, W / 8)}
+else
+  for i = 1, W / 8 do bytes[i] = 0 end
+end
+local function position(s)
+  local index = s % W
+  return math.floor(index / 8) + 1, 2 ^ (index % 8)
+end
+if hi then
+  if seq > hi then
+    if seq - hi > AHEAD then return 'too-far-ahead' end
+  else
+    if hi - seq >= W then return 'too-old' end
+    local b, mask = position(seq)
+    if bit.band(bytes[b], mask) ~= 0 then return 'duplicate' end
+  end
+elseif seq >= AHEAD then
+  return 'too-far-ahead'
+end
+if hi and seq <= hi then
+  -- inside the window: only its own bit changes
+elseif hi and seq - hi < W then
+  for skipped = hi + 1, seq - 1 do
+    local b, mask = position(skipped)
+    bytes[b] = bit.band(bytes[b], bit.bnot(mask))
+  end
+  hi = seq
+else
+  for i = 1, W / 8 do bytes[i] = 0 end
+  hi = seq
+end
+local b, mask = position(seq)
+bytes[b] = bit.bor(bytes[b], mask)
+redis.call('HSET', KEYS[1], 'hi', string.format('%.0f', hi), 'win', string.char(unpack(bytes)))
+if ARGV[4] ~= '' and tonumber(ARGV[4]) > epoch then
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[4], 'ratchet', ARGV[5])
+end
+return 'ok'
+"#;
+
+/// `KEYS[1]` the client's index (sorted set of its pair keys, oldest first),
+/// `KEYS[2]` its insertion counter, `KEYS[3..]` the new pairs' hashes. `ARGV[1]` the
+/// per-client cap, then five values per pair: generation, sealed record, epoch, sealed
+/// ratchet, Unix time the key expires. Returns `{'exists', i}` (0-based) and writes
+/// nothing when a key exists, else `{'ok', t1, t2, ...}` with the expiry time of each
+/// pair it evicted to stay within the cap.
+const INSERT: &str = r#"
+local pairs = #KEYS - 2
+for i = 3, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return {'exists', i - 3} end
+end
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if redis.call('EXISTS', member) == 0 then redis.call('ZREM', KEYS[1], member) end
+end
+local last = redis.call('INCRBY', KEYS[2], pairs)
+local latest = 0
+for i = 1, pairs do
+  local at = 2 + (i - 1) * 5
+  local key = KEYS[2 + i]
+  redis.call('HSET', key, 'gen', ARGV[at], 'rec', ARGV[at + 1], 'epoch', ARGV[at + 2], 'ratchet', ARGV[at + 3])
+  redis.call('EXPIREAT', key, ARGV[at + 4])
+  redis.call('ZADD', KEYS[1], last - pairs + i, key)
+  latest = math.max(latest, tonumber(ARGV[at + 4]))
+end
+local result = {'ok'}
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1])
+if over > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[1], over)
+  for j = 1, #popped, 2 do
+    table.insert(result, redis.call('EXPIRETIME', popped[j]))
+    redis.call('DEL', popped[j])
+  end
+end
+for k = 1, 2 do
+  if redis.call('EXPIRETIME', KEYS[k]) < latest then redis.call('EXPIREAT', KEYS[k], latest) end
+end
+return result
+"#;
+
+/// `KEYS[1]` a resend token, `ARGV[1]` the claim value one relay wrote. Deletes the
+/// token only when it still holds that claim: a relay whose write timed out (and may
+/// have landed) withdraws its own claim, never another copy's.
+const WITHDRAW: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
+/// The store's scripts, each hashed once.
+pub struct Scripts {
+    pub commit: Script,
+    pub insert: Script,
+    pub withdraw: Script,
+}
+
+impl std::fmt::Debug for Scripts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scripts").finish_non_exhaustive()
+    }
+}
+
+impl Scripts {
+    pub fn new() -> Scripts {
+        let commit = COMMIT
+            .replace("__WINDOW__", &WINDOW_SIZE.to_string())
+            .replace("__AHEAD__", &MAX_SEQUENCE_AHEAD.to_string());
+        Scripts {
+            commit: Script::new(&commit),
+            insert: Script::new(INSERT),
+            withdraw: Script::new(WITHDRAW),
+        }
+    }
+}
+
+/// The largest sequence number the scripts compute exactly: Lua numbers are doubles.
+/// A client reaches it after 2^37 requests at the least (each may skip 65,536 ahead);
+/// past it the relay refuses the number as too far ahead.
+pub const MAX_EXACT_SEQUENCE: u64 = 1 << 53;
