@@ -25,6 +25,7 @@ const EXIT_BAD_CONFIG: u8 = 2;
     long_about = "MTE Relay: an end-to-end encryption reverse proxy.\n\n\
         All settings come from environment variables (DOMAIN_MAP, or UPSTREAM and the \
         other single-domain variables; PORT, LOG_LEVEL, ADAPTERS or ADAPTERS_FILE, ...). \
+        Pairs live in memory, or in Redis shared by replicas with REDIS_URL and STORE_KEY. \
         See docs/configuration.md.\n\
         Invalid configuration exits with code 2 and one line naming the variable and field."
 )]

@@ -7,4 +7,5 @@ mod config;
 mod misbehaviour;
 mod python;
 mod reload;
+mod shared_kv;
 mod support;

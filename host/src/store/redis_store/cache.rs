@@ -7,8 +7,10 @@
 //! another replica's cannot open a door Redis has closed. A pair evicted or replaced
 //! in Redis is refused at commit and dropped from here.
 //!
-//! Entries live [`ENTRY_LIFETIME`] at most, so an erased epoch key does not linger in
-//! a replica's memory much longer than in Redis; they are zeroized when dropped.
+//! Entries are served for [`ENTRY_LIFETIME`] at most and removed by the next sweep
+//! after that (every quarter of the pair lifetime or resend window, at most a minute),
+//! so an erased epoch key does not linger in a replica's memory much longer than in
+//! Redis; they are zeroized when dropped.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -101,9 +103,25 @@ impl PairCache {
         }
     }
 
+    /// Drops every entry past its lifetime, with its keys: run by the sweep, so a pair
+    /// that went quiet does not keep its keys in this replica's memory.
+    pub fn purge_stale(&self) -> usize {
+        let mut entries = self.lock();
+        let before = entries.len();
+        entries.retain(|_, entry| entry.cached_at.elapsed() < ENTRY_LIFETIME);
+        before - entries.len()
+    }
+
     /// Drops a pair Redis no longer holds as cached.
     pub fn forget(&self, key: &PairKey) {
         self.lock().remove(key);
+    }
+
+    #[cfg(test)]
+    fn age_all(&self, by: Duration) {
+        for entry in self.lock().values_mut() {
+            entry.cached_at -= by;
+        }
     }
 
     #[cfg(test)]
@@ -145,6 +163,19 @@ mod tests {
         let off = PairCache::new(0);
         off.put(key(1), pair(1));
         assert!(off.get(&key(1)).is_none());
+    }
+
+    #[test]
+    fn stale_entries_are_neither_served_nor_kept() {
+        let cache = PairCache::new(8);
+        cache.put(key(1), pair(1));
+        cache.put(key(2), pair(2));
+        cache.age_all(ENTRY_LIFETIME);
+        cache.put(key(3), pair(3));
+        assert!(cache.get(&key(1)).is_none(), "past its lifetime");
+        assert_eq!(cache.purge_stale(), 1, "the other stale entry goes");
+        assert_eq!(cache.len(), 1);
+        assert!(cache.get(&key(3)).is_some());
     }
 
     #[test]

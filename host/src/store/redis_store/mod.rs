@@ -99,14 +99,14 @@ impl RedisPairStore {
         hex_encode(&digest[..16])
     }
 
+    /// The name of a client's pair hashes, up to the pair id.
+    fn pair_key_prefix(&self, client_id: &str) -> String {
+        self.client_key(client_id, "pair:")
+    }
+
     fn pair_key(&self, key: &PairKey) -> String {
         let pair_id: &[u8; PAIR_ID_LEN] = key.pair_id.as_bytes();
-        format!(
-            "{}:{{{}}}:pair:{}",
-            self.prefix,
-            Self::client_tag(&key.client_id),
-            hex_encode(pair_id)
-        )
+        self.pair_key_prefix(&key.client_id) + &hex_encode(pair_id)
     }
 
     fn client_key(&self, client_id: &str, what: &str) -> String {
@@ -212,6 +212,29 @@ fn random_generation() -> u64 {
     u64::from_be_bytes(bytes).max(1)
 }
 
+/// The oldest Redis the scripts run on: they use `EXPIRETIME`, `SET ... NX GET` and
+/// `EXPIREAT ... NX|GT`, all from Redis 7.0.
+const MIN_REDIS_MAJOR: u64 = 7;
+
+/// Refuses a Redis older than [`MIN_REDIS_MAJOR`], naming the version found.
+fn check_version(info: &str) -> Result<(), StoreError> {
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .map(str::trim)
+        .unwrap_or("unknown");
+    let major = version
+        .split('.')
+        .next()
+        .and_then(|major| major.parse::<u64>().ok());
+    match major {
+        Some(major) if major >= MIN_REDIS_MAJOR => Ok(()),
+        _ => Err(StoreError::Unavailable(format!(
+            "Redis {MIN_REDIS_MAJOR}.0 or later is required; the server reports {version}"
+        ))),
+    }
+}
+
 /// The minute a pair's expiry falls in: the field of the pair counter.
 fn expiry_minute(expires_at: u64) -> u64 {
     expires_at / 60
@@ -236,7 +259,8 @@ impl PairStore for RedisPairStore {
             invocation
                 .key(self.client_key(&client_id, "pairs"))
                 .key(self.client_key(&client_id, "order"))
-                .arg(caps.per_client.max(1));
+                .arg(caps.per_client.max(1))
+                .arg(self.pair_key_prefix(&client_id));
             let mut generations = Vec::with_capacity(pairs.len());
             for pair in &pairs {
                 let key = PairKey::new(client_id.as_str(), pair.pair_id);
@@ -244,6 +268,7 @@ impl PairStore for RedisPairStore {
                 let generation = random_generation();
                 generations.push(generation);
                 invocation
+                    .arg(hex_encode(pair.pair_id.as_bytes()))
                     .arg(generation)
                     .arg(self.seal_record(&redis_key, generation, pair))
                     .arg(pair.keys.ratchet.epoch())
@@ -329,6 +354,7 @@ impl PairStore for RedisPairStore {
                 },
             };
             if pair.expires_at <= now {
+                self.cache.forget(key);
                 return Ok(Lookup::Expired);
             }
             Ok(Lookup::Found(Box::new(PairRecord {
@@ -367,6 +393,7 @@ impl PairStore for RedisPairStore {
                     .arg(self.seal_ratchet(&redis_key, generation, newer)),
                 None => invocation.arg("").arg(""),
             };
+            invocation.arg(random_generation());
             let outcome: String = invocation
                 .invoke_async(&mut self.connection())
                 .await
@@ -410,20 +437,24 @@ impl PairStore for RedisPairStore {
                 client_id,
                 &format!("token:{}", hex_encode(token.as_bytes())),
             );
-            // SET NX EXAT: of two copies racing on any replicas, one sets it. The value
-            // is this claim's own, so a claim whose answer was lost can be withdrawn.
+            // SET NX GET EXAT: of two copies racing on any replicas, one sets it. The
+            // value is this claim's own: a resent write (the cluster client resends
+            // after a dropped connection) finds its own claim and counts as recorded,
+            // and a claim whose answer was lost can be withdrawn.
             let claim = random_generation();
-            let set: Result<Option<String>, _> = redis::cmd("SET")
+            let set: Result<Option<u64>, _> = redis::cmd("SET")
                 .arg(&key)
                 .arg(claim)
                 .arg("NX")
+                .arg("GET")
                 .arg("EXAT")
                 .arg(expires_at)
                 .query_async(&mut self.connection())
                 .await;
             match set {
-                Ok(Some(_)) => Ok(TokenClaim::Recorded),
-                Ok(None) => Ok(TokenClaim::AlreadyForwarded),
+                Ok(None) => Ok(TokenClaim::Recorded),
+                Ok(Some(held)) if held == claim => Ok(TokenClaim::Recorded),
+                Ok(Some(_)) => Ok(TokenClaim::AlreadyForwarded),
                 Err(error) => {
                     // The write may still land after its timeout. The request is not
                     // forwarded, so a claim left behind would turn the client's resend
@@ -447,8 +478,9 @@ impl PairStore for RedisPairStore {
 
     fn sweep_expired(&self, now: u64) -> StoreFuture<'_, Result<Swept, StoreError>> {
         Box::pin(async move {
-            // Redis expires pairs and tokens itself; only counter minutes that have
-            // passed are dropped here.
+            // Redis expires pairs and tokens itself; here the replica drops cached keys
+            // past their lifetime, and counter minutes that have passed.
+            self.cache.purge_stale();
             let mut connection = self.connection();
             let minutes: Vec<u64> = connection
                 .hkeys(self.count_key())
@@ -487,11 +519,34 @@ impl PairStore for RedisPairStore {
 
     fn check(&self) -> StoreFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let _: String = redis::cmd("PING")
+            let info: redis::Value = redis::cmd("INFO")
+                .arg("server")
                 .query_async(&mut self.connection())
                 .await
                 .map_err(unavailable)?;
-            Ok(())
+            // One node answers with its text; a cluster with each node's text by node.
+            if let Ok(text) = redis::from_redis_value_ref::<String>(&info) {
+                return check_version(&text);
+            }
+            let per_node: HashMap<String, String> =
+                redis::from_redis_value_ref(&info).map_err(|error| {
+                    StoreError::Unavailable(format!("redis: unreadable INFO answer: {error}"))
+                })?;
+            per_node.values().try_for_each(|text| check_version(text))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_before_7_is_refused_by_name() {
+        assert!(check_version("# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone").is_ok());
+        assert!(check_version("redis_version:8.2.1").is_ok());
+        let old = check_version("redis_version:6.2.14").expect_err("too old");
+        assert!(old.to_string().contains("6.2.14"), "{old}");
+        assert!(check_version("no version here").is_err());
     }
 }

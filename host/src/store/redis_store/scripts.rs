@@ -29,14 +29,18 @@ pub mod field {
 
 /// `KEYS[1]` the pair's hash. `ARGV`: generation, sequence number, the MTE epoch the
 /// message used (empty for MKE), the ratchet's new epoch and its sealed state (both
-/// empty unless the message moved it). Returns `ok`, `missing`, `replaced`,
-/// `epoch-erased`, `duplicate`, `too-old` or `too-far-ahead`; writes only on `ok`.
+/// empty unless the message moved it), and a random id of this commit. Returns `ok`,
+/// `missing`, `replaced`, `epoch-erased`, `duplicate`, `too-old` or `too-far-ahead`;
+/// writes only on `ok`. A commit sent again with the same id (the cluster client
+/// resends after a dropped connection, and the first attempt may have landed) answers
+/// `ok` again instead of `duplicate`.
 const COMMIT: &str = r#"
 local W = __WINDOW__
 local AHEAD = __AHEAD__
-local stored = redis.call('HMGET', KEYS[1], 'gen', 'epoch', 'hi', 'win')
+local stored = redis.call('HMGET', KEYS[1], 'gen', 'epoch', 'hi', 'win', 'last')
 if not stored[1] then return 'missing' end
 if stored[1] ~= ARGV[1] then return 'replaced' end
+if stored[5] == ARGV[6] then return 'ok' end
 local epoch = tonumber(stored[2])
 if ARGV[3] ~= '' and tonumber(ARGV[3]) + 1 < epoch then return 'epoch-erased' end
 local seq = tonumber(ARGV[2])
@@ -76,44 +80,60 @@ else
 end
 local b, mask = position(seq)
 bytes[b] = bit.bor(bytes[b], mask)
-redis.call('HSET', KEYS[1], 'hi', string.format('%.0f', hi), 'win', string.char(unpack(bytes)))
+redis.call('HSET', KEYS[1], 'hi', string.format('%.0f', hi), 'win', string.char(unpack(bytes)), 'last', ARGV[6])
 if ARGV[4] ~= '' and tonumber(ARGV[4]) > epoch then
   redis.call('HSET', KEYS[1], 'epoch', ARGV[4], 'ratchet', ARGV[5])
 end
 return 'ok'
 "#;
 
-/// `KEYS[1]` the client's index (sorted set of its pair keys, oldest first),
-/// `KEYS[2]` its insertion counter, `KEYS[3..]` the new pairs' hashes. `ARGV[1]` the
-/// per-client cap, then five values per pair: generation, sealed record, epoch, sealed
-/// ratchet, Unix time the key expires. Returns `{'exists', i}` (0-based) and writes
-/// nothing when a key exists, else `{'ok', t1, t2, ...}` with the expiry time of each
-/// pair it evicted to stay within the cap.
+/// `KEYS[1]` the client's index (sorted set of its pair ids, oldest first), `KEYS[2]`
+/// its insertion counter, `KEYS[3..]` the new pairs' hashes. `ARGV[1]` the per-client
+/// cap, `ARGV[2]` the prefix that makes a pair id the name of its hash (the index holds
+/// the short ids, which Redis stores compactly), then six values per pair: pair id,
+/// generation, sealed record, epoch, sealed ratchet, Unix time the key expires.
+/// Returns `{'exists', i}` (0-based) and writes nothing when a key exists, else
+/// `{'ok', t1, t2, ...}` with the expiry time of each pair it evicted to stay within
+/// the cap. A batch sent again whose pairs all exist with its own generations (an
+/// earlier attempt landed) answers `{'ok'}`.
+///
+/// The pair hashes it checks and evicts through the index are not declared in `KEYS`
+/// (the script finds them). They share the client's hash tag, so they live in the
+/// declared keys' slot, which is what Redis Cluster requires of a script.
 const INSERT: &str = r#"
 local pairs = #KEYS - 2
+local ours = 0
 for i = 3, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then return {'exists', i - 3} end
+  local existing = redis.call('HGET', KEYS[i], 'gen')
+  if existing then
+    if existing ~= ARGV[3 + (i - 3) * 6 + 1] then return {'exists', i - 3} end
+    ours = ours + 1
+  end
 end
+if ours == pairs then return {'ok'} end
+if ours > 0 then return {'exists', 0} end
+local prefix = ARGV[2]
 for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if redis.call('EXISTS', member) == 0 then redis.call('ZREM', KEYS[1], member) end
+  if redis.call('EXISTS', prefix .. member) == 0 then redis.call('ZREM', KEYS[1], member) end
 end
 local last = redis.call('INCRBY', KEYS[2], pairs)
 local latest = 0
 for i = 1, pairs do
-  local at = 2 + (i - 1) * 5
+  local at = 3 + (i - 1) * 6
   local key = KEYS[2 + i]
-  redis.call('HSET', key, 'gen', ARGV[at], 'rec', ARGV[at + 1], 'epoch', ARGV[at + 2], 'ratchet', ARGV[at + 3])
-  redis.call('EXPIREAT', key, ARGV[at + 4])
-  redis.call('ZADD', KEYS[1], last - pairs + i, key)
-  latest = math.max(latest, tonumber(ARGV[at + 4]))
+  redis.call('HSET', key, 'gen', ARGV[at + 1], 'rec', ARGV[at + 2], 'epoch', ARGV[at + 3], 'ratchet', ARGV[at + 4])
+  redis.call('EXPIREAT', key, ARGV[at + 5])
+  redis.call('ZADD', KEYS[1], last - pairs + i, ARGV[at])
+  latest = math.max(latest, tonumber(ARGV[at + 5]))
 end
 local result = {'ok'}
 local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1])
 if over > 0 then
   local popped = redis.call('ZPOPMIN', KEYS[1], over)
   for j = 1, #popped, 2 do
-    table.insert(result, redis.call('EXPIRETIME', popped[j]))
-    redis.call('DEL', popped[j])
+    local key = prefix .. popped[j]
+    table.insert(result, redis.call('EXPIRETIME', key))
+    redis.call('DEL', key)
   end
 end
 for k = 1, 2 do
