@@ -14,6 +14,7 @@ use crate::relay::free_port;
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    tls_port: Option<u16>,
     dir: PathBuf,
     extra: Vec<String>,
 }
@@ -33,17 +34,50 @@ impl RedisServer {
         server
     }
 
+    /// A server speaking TLS only, with `certificate`, on a free port; `extra` are more
+    /// arguments (`--requirepass`). The plain port stays open on loopback for the
+    /// harness's own commands.
+    pub fn start_tls(certificate: &crate::tls::TestCertificate, extra: &[&str]) -> RedisServer {
+        let tls_port = free_port().to_string();
+        let mut args = vec![
+            "--tls-port",
+            tls_port.as_str(),
+            "--tls-cert-file",
+            certificate.pem_path_str(),
+            "--tls-key-file",
+            certificate.key_path.to_str().expect("UTF-8 temp path"),
+            "--tls-auth-clients",
+            "no",
+        ];
+        args.extend_from_slice(extra);
+        let mut server = RedisServer::start_with(&args);
+        server.tls_port = tls_port.parse().ok();
+        server
+    }
+
+    /// `rediss://127.0.0.1:<tls port>` for a server started with [`RedisServer::start_tls`].
+    pub fn tls_url(&self) -> String {
+        format!(
+            "rediss://127.0.0.1:{}",
+            self.tls_port.expect("started with TLS")
+        )
+    }
+
     /// A fresh server with extra `redis-server` arguments (`--cluster-enabled yes`).
     pub fn start_with(extra: &[&str]) -> RedisServer {
         let mut server = RedisServer::unstarted(extra);
         // A free port may be taken between the probe and the bind: try a few.
+        let mut failure = String::new();
         for _ in 0..5 {
             server.port = free_port();
-            if server.launch().is_ok() {
-                return server;
+            match server.launch() {
+                Ok(()) => return server,
+                Err(error) => failure = error,
             }
         }
-        panic!("redis-server did not start (is it installed? scripts/test.sh installs it)");
+        panic!(
+            "redis-server did not start (is it installed? scripts/test.sh installs it): {failure}"
+        );
     }
 
     fn unstarted(extra: &[&str]) -> RedisServer {
@@ -56,6 +90,7 @@ impl RedisServer {
         RedisServer {
             child: None,
             port: 0,
+            tls_port: None,
             dir,
             extra: extra.iter().map(|arg| (*arg).to_owned()).collect(),
         }
@@ -68,6 +103,7 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--dir", &self.dir.display().to_string()])
             .args(&self.extra)
+            .args(["--logfile", &self.log_path().display().to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -75,11 +111,15 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("redis-server exited: {status}"));
+                return Err(format!(
+                    "redis-server exited: {status}\n{}",
+                    self.log_tail()
+                ));
             }
+            // A server with a password answers NOAUTH: it is up all the same.
             if self
                 .command(&["PING"])
-                .is_ok_and(|answer| answer.contains("PONG"))
+                .is_ok_and(|answer| answer.contains("PONG") || answer.contains("NOAUTH"))
             {
                 self.child = Some(child);
                 return Ok(());
@@ -88,7 +128,21 @@ impl RedisServer {
         }
         let _ = child.kill();
         let _ = child.wait();
-        Err("redis-server did not answer PING".into())
+        Err(format!(
+            "redis-server did not answer PING\n{}",
+            self.log_tail()
+        ))
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join(format!("redis-{}.log", self.port))
+    }
+
+    /// The last lines the server logged.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join("\n")
     }
 
     pub fn port(&self) -> u16 {

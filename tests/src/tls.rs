@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A self-signed certificate for `localhost` and 127.0.0.1, and its PEM file on disk
-/// (for `UPSTREAM_CA_FILE`), removed when dropped.
+/// (for `UPSTREAM_CA_FILE`), removed when dropped, with its private key in PEM beside
+/// it (for servers that read their key from a file, such as `redis-server`).
 pub struct TestCertificate {
     pub pem_path: PathBuf,
+    pub key_path: PathBuf,
     pub server_config: Arc<rustls::ServerConfig>,
 }
 
@@ -27,6 +29,8 @@ impl TestCertificate {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::write(&pem_path, generated.cert.pem()).expect("write the CA file");
+        let key_path = pem_path.with_extension("key.pem");
+        std::fs::write(&key_path, generated.signing_key.serialize_pem()).expect("write the key");
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
             generated.signing_key.serialize_der(),
         ));
@@ -39,6 +43,7 @@ impl TestCertificate {
             .expect("server certificate");
         TestCertificate {
             pem_path,
+            key_path,
             server_config: Arc::new(server_config),
         }
     }
@@ -51,5 +56,6 @@ impl TestCertificate {
 impl Drop for TestCertificate {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.pem_path);
+        let _ = std::fs::remove_file(&self.key_path);
     }
 }

@@ -437,4 +437,23 @@ mod tests {
             .expect_err("refused")
             .to_string()
     }
+
+    proptest::proptest! {
+        /// No password survives redaction, whatever the user name, host and path.
+        #[test]
+        fn a_password_never_survives_redaction(
+            user in "[a-z]{0,8}",
+            password in "PW[A-Za-z0-9._~-]{1,30}",
+            host in "[a-z]{1,10}(\\.[a-z]{1,5})?",
+            path in "(/[0-9]{1,2})?",
+            tls in proptest::bool::ANY,
+        ) {
+            let scheme = if tls { "rediss" } else { "redis" };
+            let url = format!("{scheme}://{user}:{password}@{host}:6379{path}");
+            let shown = redact_password(&url);
+            proptest::prop_assert!(!shown.contains(&password), "{}", shown);
+            let expected_start = format!("{}://{}:{}@{}", scheme, user, REDACTED, host);
+            proptest::prop_assert!(shown.starts_with(&expected_start), "{}", shown);
+        }
+    }
 }

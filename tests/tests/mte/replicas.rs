@@ -967,3 +967,71 @@ mod store {
         (used() - before) / pairs as i64
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_redis_with_a_password_is_reached_through_its_ca_file() {
+    use mte_relay_tests::tls::TestCertificate;
+    const PASSWORD: &str = "hunter2-redis-password";
+    let certificate = TestCertificate::localhost();
+    let redis = RedisServer::start_tls(&certificate, &["--requirepass", PASSWORD]);
+    let upstream = RecordingUpstream::start().await;
+    let url = redis
+        .tls_url()
+        .replace("rediss://", &format!("rediss://:{PASSWORD}@"));
+    let ca = ("REDIS_CA_FILE", certificate.pem_path_str());
+
+    let trusted = replica(&upstream.upstream.url(), &url, &[ca]);
+    trusted
+        .wait_for_log(|json| json["message"] == "pair store reachable")
+        .expect("TLS with the CA file and the password reaches Redis");
+    let client = client_of(format!("http://{}", trusted.addr()), 1);
+    let get = || Request::get("/tls").body(Bytes::new()).expect("request");
+    assert_eq!(send(&client, get()).await.0, 200);
+
+    // Without the CA file the server's certificate is not trusted.
+    let untrusting = replica(&upstream.upstream.url(), &url, &[]);
+    untrusting
+        .wait_for_log(|json| {
+            json["message"]
+                .as_str()
+                .is_some_and(|message| message.starts_with("pair store unreachable"))
+        })
+        .expect("an untrusted certificate is refused");
+    let refused = client_of(format!("http://{}", untrusting.addr()), 1);
+    let error = refused.send(get()).await.expect_err("no store, no MTE");
+    assert_eq!(error.reason(), Some(ErrorReason::StoreUnavailable));
+
+    // A wrong password is refused, and neither password reaches a log line.
+    let wrong_url = url.replace(PASSWORD, "a-wrong-password-0000");
+    let wrong = replica(&upstream.upstream.url(), &wrong_url, &[ca]);
+    wrong
+        .wait_for_log(|json| {
+            json["message"]
+                .as_str()
+                .is_some_and(|message| message.starts_with("pair store unreachable"))
+        })
+        .expect("a wrong password is refused");
+    for relay in [&trusted, &untrusting, &wrong] {
+        let output = [relay.logs(), relay.stderr()].concat().join("\n");
+        assert!(!output.contains(PASSWORD), "the password is never logged");
+        assert!(!output.contains("a-wrong-password-0000"), "nor a wrong one");
+    }
+    let checked = relay::run(
+        &["check-config"],
+        &[
+            ("UPSTREAM", "http://127.0.0.1:9"),
+            ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
+            ("REDIS_URL", url.as_str()),
+            ("STORE_KEY", STORE_KEY),
+            ca,
+        ],
+    );
+    assert_eq!(checked.status.code(), Some(0), "{}", checked.stderr);
+    assert!(!checked.stdout.contains(PASSWORD), "{}", checked.stdout);
+    assert!(!checked.stdout.contains(STORE_KEY), "{}", checked.stdout);
+    assert!(
+        checked.stdout.contains("rediss://:<redacted>@127.0.0.1"),
+        "{}",
+        checked.stdout
+    );
+}

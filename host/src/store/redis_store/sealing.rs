@@ -231,4 +231,25 @@ mod tests {
             Err(OpenError::UnknownKey)
         );
     }
+
+    proptest::proptest! {
+        /// Whatever Redis hands back, opening never panics, and only the exact sealed
+        /// value opens: any other bytes, or the sealed value with one byte changed, fail.
+        #[test]
+        fn only_what_was_sealed_opens(
+            noise in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            plaintext in proptest::collection::vec(proptest::num::u8::ANY, 0..100),
+            flip in 0usize..1000,
+        ) {
+            let sealer = RecordSealer::new(&secret('p'), Some(&secret('q')));
+            proptest::prop_assert!(sealer.open("k", "c", &noise).is_err());
+            let sealed = sealer.seal("k", "c", &plaintext);
+            let opened = sealer.open("k", "c", &sealed).expect("opens");
+            proptest::prop_assert_eq!(opened.as_slice(), plaintext.as_slice());
+            let mut changed = sealed.clone();
+            let at = flip % changed.len();
+            changed[at] ^= 0x01;
+            proptest::prop_assert!(sealer.open("k", "c", &changed).is_err());
+        }
+    }
 }
