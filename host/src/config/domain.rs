@@ -511,17 +511,7 @@ fn routes(at: &str, raw: &[String]) -> Result<RouteSet, ConfigError> {
 }
 
 fn long_secret(at: &str, value: String) -> Result<Secret, ConfigError> {
-    let secret = Secret::new(value);
-    if secret.char_len() < MIN_CLIENT_ID_SECRET_CHARS {
-        return Err(ConfigError::new(
-            at,
-            format!(
-                "must be at least {MIN_CLIENT_ID_SECRET_CHARS} characters (got {})",
-                secret.char_len()
-            ),
-        ));
-    }
-    Ok(secret)
+    Secret::at_least(at, value, MIN_CLIENT_ID_SECRET_CHARS)
 }
 
 fn cors_policy(

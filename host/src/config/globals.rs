@@ -177,9 +177,21 @@ pub struct CallerBounds {
     pub max_connections_per_address: usize,
 }
 
+/// Default port of the admin listener (metrics, health, readiness).
+pub const DEFAULT_ADMIN_PORT: u16 = 9090;
+
+/// Where the admin listener binds: never the data port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminSettings {
+    pub bind_address: IpAddr,
+    /// 0 asks the OS for an ephemeral port.
+    pub port: u16,
+}
+
 pub(crate) struct Globals {
     pub bind_address: IpAddr,
     pub port: u16,
+    pub admin: AdminSettings,
     pub log: LogSettings,
     pub pool_size: usize,
     pub callers: CallerBounds,
@@ -214,22 +226,10 @@ impl Globals {
                 _ => return Err(ConfigError::new("LOG_FORMAT", "expected json or pretty")),
             }),
         };
-        let secret = match env.get("SECRET") {
-            None => None,
-            Some(raw) => {
-                let secret = Secret::new(raw);
-                if secret.char_len() < MIN_RELAY_SECRET_CHARS {
-                    return Err(ConfigError::new(
-                        "SECRET",
-                        format!(
-                            "must be at least {MIN_RELAY_SECRET_CHARS} characters (got {})",
-                            secret.char_len()
-                        ),
-                    ));
-                }
-                Some(secret)
-            }
-        };
+        let secret = env
+            .get("SECRET")
+            .map(|raw| Secret::at_least("SECRET", raw, MIN_RELAY_SECRET_CHARS))
+            .transpose()?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let max_pairs_per_client = ranged(env, "MAX_PAIRS_PER_CLIENT", 64, 1, 100_000)?;
         // Unset, the batch limit follows a smaller per-client limit down.
@@ -249,14 +249,35 @@ impl Globals {
             ));
         }
         let pool_size = ranged(env, "POOL_SIZE", DEFAULT_POOL_SIZE, 1, MAX_POOL_SIZE)?;
-        Ok(Globals {
-            bind_address: parsed(
+        let bind_address = parsed(
+            env,
+            "BIND_ADDRESS",
+            IpAddr::from([0, 0, 0, 0]),
+            "not an IP address",
+        )?;
+        let port = parsed(env, "PORT", DEFAULT_PORT, "expected a port number 0-65535")?;
+        let admin = AdminSettings {
+            bind_address: parsed(env, "ADMIN_BIND", bind_address, "not an IP address")?,
+            port: parsed(
                 env,
-                "BIND_ADDRESS",
-                IpAddr::from([0, 0, 0, 0]),
-                "not an IP address",
+                "ADMIN_PORT",
+                DEFAULT_ADMIN_PORT,
+                "expected a port number 0-65535",
             )?,
-            port: parsed(env, "PORT", DEFAULT_PORT, "expected a port number 0-65535")?,
+        };
+        if admin.port != 0 && admin.port == port {
+            return Err(ConfigError::new(
+                "ADMIN_PORT",
+                format!(
+                    "is the data port ({port}); metrics and probes never share the port \
+                     clients reach"
+                ),
+            ));
+        }
+        Ok(Globals {
+            bind_address,
+            port,
+            admin,
             log: LogSettings {
                 level,
                 format,

@@ -24,6 +24,26 @@ impl Secret {
         Ok(Secret::new(hex_encode(bytes.as_ref())))
     }
 
+    /// A secret of at least `min_chars` characters, or the one-line error naming
+    /// `location` and the length found (never the value).
+    pub(crate) fn at_least(
+        location: &str,
+        value: impl Into<String>,
+        min_chars: usize,
+    ) -> Result<Self, super::ConfigError> {
+        let secret = Secret::new(value);
+        if secret.char_len() < min_chars {
+            return Err(super::ConfigError::new(
+                location,
+                format!(
+                    "must be at least {min_chars} characters (got {})",
+                    secret.char_len()
+                ),
+            ));
+        }
+        Ok(secret)
+    }
+
     /// The secret itself, for the code that keys a MAC or a KDF with it.
     pub fn expose(&self) -> &str {
         &self.0

@@ -106,7 +106,7 @@ fn redact_password(url: &str) -> String {
 impl StoreSettings {
     pub(crate) fn from_env(env: &Env, warnings: &mut Vec<String>) -> Result<Self, ConfigError> {
         let Some(raw_urls) = env.get("REDIS_URL") else {
-            for name in REDIS_ONLY_VARIABLES {
+            for name in redis_only_variables() {
                 if env.is_set(name) {
                     warnings.push(format!("{name} is set but has no effect without REDIS_URL"));
                 }
@@ -222,17 +222,13 @@ impl StoreSettings {
     }
 }
 
-/// Variables that only mean something with `REDIS_URL`.
-const REDIS_ONLY_VARIABLES: &[&str] = &[
-    "REDIS_CLUSTER",
-    "REDIS_CA_FILE",
-    "STORE_KEY",
-    "STORE_KEY_PREVIOUS",
-    "REDIS_CONNECT_TIMEOUT_MS",
-    "REDIS_RESPONSE_TIMEOUT_MS",
-    "REDIS_KEY_PREFIX",
-    "REDIS_CACHE_PAIRS",
-];
+/// Variables that only mean something with `REDIS_URL`: the other Redis and store-key
+/// variables of [`super::env::VARIABLES`].
+fn redis_only_variables() -> impl Iterator<Item = &'static str> {
+    super::env::VARIABLES.iter().copied().filter(|name| {
+        (name.starts_with("REDIS_") || name.starts_with("STORE_KEY")) && *name != "REDIS_URL"
+    })
+}
 
 fn parse_urls(raw: &str) -> Result<Vec<RedisUrl>, ConfigError> {
     let mut urls = Vec::new();
@@ -268,20 +264,9 @@ fn parse_urls(raw: &str) -> Result<Vec<RedisUrl>, ConfigError> {
 }
 
 fn store_key(env: &Env, name: &str) -> Result<Option<Secret>, ConfigError> {
-    let Some(raw) = env.get(name) else {
-        return Ok(None);
-    };
-    let key = Secret::new(raw);
-    if key.char_len() < MIN_STORE_KEY_CHARS {
-        return Err(ConfigError::new(
-            name,
-            format!(
-                "must be at least {MIN_STORE_KEY_CHARS} characters (got {})",
-                key.char_len()
-            ),
-        ));
-    }
-    Ok(Some(key))
+    env.get(name)
+        .map(|raw| Secret::at_least(name, raw, MIN_STORE_KEY_CHARS))
+        .transpose()
 }
 
 fn read_pem(path: &PathBuf) -> Result<Vec<u8>, ConfigError> {
