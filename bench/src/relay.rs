@@ -100,6 +100,8 @@ impl RelayProcess {
             .env("PASS_THROUGH_ROUTES", "/echo,/echo/*")
             .env("BIND_ADDRESS", "127.0.0.1")
             .env("PORT", "0")
+            // A free admin port too, so several relays (and a real one) can run at once.
+            .env("ADMIN_PORT", "0")
             .env("LOG_FORMAT", "json")
             .env("LOG_LEVEL", &options.log_level)
             .envs(options.extra_env.iter().map(|(name, value)| (name, value)))

@@ -1,6 +1,7 @@
 //! MTE Relay host: configuration, server, MTE pipeline, upstream client, pair store.
 
 pub mod adapters;
+pub mod admin;
 pub mod admission;
 pub mod body;
 pub mod cli;

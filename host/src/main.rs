@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mte_relay::adapters::Adapters;
+use mte_relay::admin::{AdminServer, Readiness};
 use mte_relay::config::StoreSettings;
 use mte_relay::config::{Config, ConfigError, Loaded, render};
 use mte_relay::server::{Drained, Server};
@@ -69,6 +70,13 @@ enum Command {
     /// status exits 0; a registry error from the relay exits 3 and any other failure
     /// exits 1, each with a one-line reason on standard error.
     Request(mte_relay::cli::request::RequestArgs),
+    /// Probe a running relay's admin listener; exit 0 when healthy, 1 when not.
+    ///
+    /// `mte-relay health` asks /healthz (the process serves); `--ready` asks /readyz
+    /// (listener bound, pair store reachable, no shutdown begun). The address comes
+    /// from ADMIN_BIND (or BIND_ADDRESS) and ADMIN_PORT, or --address. For container
+    /// HEALTHCHECKs in an image without a shell.
+    Health(mte_relay::cli::health::HealthArgs),
     /// Print a new relay identity key and the pin clients use for it.
     ///
     /// Two lines on standard output: `RELAY_IDENTITY_KEY=...` (the secret: set it, or
@@ -94,6 +102,7 @@ fn main() -> ExitCode {
         },
         Command::Demo { port } => demo(port),
         Command::Request(args) => mte_relay::cli::request::run(args),
+        Command::Health(args) => mte_relay::cli::health::run(args),
         Command::Keygen => mte_relay::cli::keygen::run(),
         Command::Version => {
             println!("mte-relay {}", env!("CARGO_PKG_VERSION"));
@@ -245,6 +254,18 @@ async fn serve_until_signal(
                     .min(state.config.resend.window),
             ),
         );
+        let readiness = Arc::new(Readiness::new(state.mte.store.clone()));
+        let admin = AdminServer::bind(state.config.admin)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen for admin on {}:{} (ADMIN_BIND, ADMIN_PORT)",
+                    state.config.admin.bind_address, state.config.admin.port
+                )
+            })?;
+        let admin_address = admin.local_addr().map_err(anyhow::Error::from)?;
+        tracing::info!(address = %admin_address, "admin listening");
+        let admin_task = admin.spawn(readiness.clone());
         let server = Server::bind(state.clone()).await.with_context(|| {
             format!(
                 "cannot listen on {}:{}",
@@ -252,9 +273,19 @@ async fn serve_until_signal(
             )
         })?;
         let address = server.local_addr().map_err(anyhow::Error::from)?;
+        // Bound: connections queue from here, and `run` accepts them at once.
+        readiness.mark_serving();
         tracing::info!(address = %address, "listening");
         on_listening(address);
-        let drained = server.run(shutdown_signal()).await;
+        let draining = readiness.clone();
+        let drained = server
+            .run(async move {
+                shutdown_signal().await;
+                // Probes answer 503 from here on, so load balancers stop sending.
+                draining.mark_shutting_down();
+            })
+            .await;
+        admin_task.abort();
         if let Some(adapters) = &state.adapters {
             adapters.shutdown().await;
         }

@@ -131,6 +131,8 @@ pub struct Relay {
 const BASE_ENV: &[(&str, &str)] = &[
     ("BIND_ADDRESS", "127.0.0.1"),
     ("PORT", "0"),
+    // Tests run many relays at once: each admin listener takes a free port too.
+    ("ADMIN_PORT", "0"),
     ("LOG_FORMAT", "json"),
     ("LOG_LEVEL", "debug"),
 ];
@@ -205,6 +207,18 @@ impl Relay {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The admin listener's address, from the `admin listening` log line (logged
+    /// before the data listener binds).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.stdout
+            .snapshot()
+            .iter()
+            .filter_map(|line| parse(line))
+            .find(|json| json["message"] == "admin listening")
+            .and_then(|json| json["address"].as_str().and_then(|a| a.parse().ok()))
+            .expect("the relay logged its admin address")
     }
 
     pub fn pid(&self) -> u32 {

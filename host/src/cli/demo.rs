@@ -127,6 +127,9 @@ pub fn config(
     let env = Env::from_pairs([
         ("BIND_ADDRESS", "127.0.0.1"),
         ("PORT", port.as_str()),
+        // Any free port, so a demo never collides with a relay on the default 9090;
+        // the `admin listening` log line gives it.
+        ("ADMIN_PORT", "0"),
         ("UPSTREAM", upstream.as_str()),
         ("CLIENT_ID_SECRET", secret.expose()),
         ("PASS_THROUGH_ROUTES", "/health"),

@@ -26,6 +26,8 @@ pub const VARIABLES: &[&str] = &[
     "ADAPTER_TICK_SECS",
     "PORT",
     "BIND_ADDRESS",
+    "ADMIN_PORT",
+    "ADMIN_BIND",
     "LOG_LEVEL",
     "LOG_FORMAT",
     "DEBUG",

@@ -21,8 +21,9 @@ pub use domains::DomainTable;
 pub use env::Env;
 pub use error::ConfigError;
 pub use globals::{
-    BodyLimits, CallerBounds, DEFAULT_MAX_PAIRS, DEFAULT_MAX_RESEND_TOKENS, LogFormat, LogLevel,
-    LogSettings, PairSettings, RateLimit, ResendSettings, Timeouts,
+    AdminSettings, BodyLimits, CallerBounds, DEFAULT_ADMIN_PORT, DEFAULT_MAX_PAIRS,
+    DEFAULT_MAX_RESEND_TOKENS, LogFormat, LogLevel, LogSettings, PairSettings, RateLimit,
+    ResendSettings, Timeouts,
 };
 pub use routes::{RoutePattern, RouteSet};
 pub use secret::Secret;
@@ -39,6 +40,8 @@ pub struct Config {
     pub bind_address: std::net::IpAddr,
     /// 0 asks the OS for an ephemeral port.
     pub port: u16,
+    /// The admin listener: metrics, liveness and readiness.
+    pub admin: AdminSettings,
     pub log: LogSettings,
     /// Bound on in-flight MTE requests; past it the relay answers `Overloaded`.
     pub pool_size: usize,
@@ -178,6 +181,7 @@ impl Config {
             config: Config {
                 bind_address: globals.bind_address,
                 port: globals.port,
+                admin: globals.admin,
                 log: globals.log,
                 pool_size: globals.pool_size,
                 callers: globals.callers,

@@ -20,6 +20,8 @@ pub fn redacted_config(config: &Config) -> Value {
         "version": env!("CARGO_PKG_VERSION"),
         "bind_address": config.bind_address.to_string(),
         "port": config.port,
+        "admin_bind": config.admin.bind_address.to_string(),
+        "admin_port": config.admin.port,
         "log_level": config.log.level.as_str(),
         "log_format": config.log.format.map_or("auto", |format| format.as_str()),
         "debug": config.log.debug,

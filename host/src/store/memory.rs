@@ -182,10 +182,17 @@ impl Tokens {
 }
 
 /// Pairs held in this process; lost on restart (clients then re-pair on their own).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MemoryPairStore {
     pairs: Mutex<Pairs>,
     tokens: Mutex<Tokens>,
+}
+
+/// Names the store only: its contents (client ids among them) stay out of logs.
+impl std::fmt::Debug for MemoryPairStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryPairStore")
+    }
 }
 
 impl MemoryPairStore {

@@ -1,5 +1,6 @@
 //! End-to-end tests of the relay binary: real sockets, real upstreams, the real binary.
 
+mod admin;
 mod config;
 mod cors;
 mod errors;

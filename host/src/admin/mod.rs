@@ -1,0 +1,118 @@
+//! The admin listener: liveness, readiness (and metrics), on a port of its own
+//! (`ADMIN_PORT`, default 9090), never on the port clients reach, so probes and scrapes
+//! need no domain, pass no admission bound and show nothing to the internet.
+//!
+//! - `GET /healthz`: 200 while the process serves (liveness);
+//! - `GET /readyz`: 200 when ready, else 503 with the reason ([`readiness`]).
+
+pub mod readiness;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use readiness::{NotReady, Readiness};
+
+use crate::config::AdminSettings;
+
+/// How long an admin client may take to send its request head.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The bound admin listener.
+pub struct AdminServer {
+    listener: TcpListener,
+}
+
+impl AdminServer {
+    /// Binds `ADMIN_BIND:ADMIN_PORT`.
+    pub async fn bind(settings: AdminSettings) -> std::io::Result<AdminServer> {
+        let listener =
+            TcpListener::bind(SocketAddr::new(settings.bind_address, settings.port)).await?;
+        Ok(AdminServer { listener })
+    }
+
+    /// The bound address (the real port when `ADMIN_PORT=0`).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves on a task of its own until the task is aborted (at process exit), so
+    /// probes keep their answers through a graceful shutdown.
+    pub fn spawn(self, readiness: Arc<Readiness>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = match self.listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "admin accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let readiness = readiness.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let readiness = readiness.clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(answer(&readiness, request).await)
+                        }
+                    });
+                    let served = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                    if let Err(error) = served {
+                        tracing::debug!(%error, "admin connection ended with an error");
+                    }
+                });
+            }
+        })
+    }
+}
+
+/// The answer to one admin request.
+async fn answer(readiness: &Readiness, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            serde_json::json!({ "error": "only GET and HEAD are served here" }),
+        );
+    }
+    match request.uri().path() {
+        "/healthz" => json(StatusCode::OK, serde_json::json!({ "status": "ok" })),
+        "/readyz" => match readiness.check().await {
+            Ok(()) => json(StatusCode::OK, serde_json::json!({ "ready": true })),
+            Err(not_ready) => json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({
+                    "ready": false,
+                    "reason": not_ready.token(),
+                    "detail": not_ready.to_string(),
+                }),
+            ),
+        },
+        _ => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({ "error": "not found; the admin listener serves /healthz and /readyz" }),
+        ),
+    }
+}
+
+fn json(status: StatusCode, document: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(document.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,0 +1,165 @@
+//! The admin listener (docs/operations.md, "Health checks"): liveness and readiness on
+//! a port of their own, and `mte-relay health` probing them.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use mte_relay_tests::client::{body_json, get};
+use mte_relay_tests::redis::RedisServer;
+use mte_relay_tests::relay::{self, Relay};
+use mte_relay_tests::upstream::{Upstream, full};
+use mte_relay_tests::within;
+
+use crate::support::pass_all_map;
+
+const SECRET: &str = "an-admin-test-client-id-secret-0123456789abcdef";
+const STORE_KEY: &str = "an-admin-test-store-key-0123456789abcdefghij";
+
+async fn admin_get(relay: &Relay, path: &str) -> (u16, serde_json::Value) {
+    let response = get(relay.admin_addr(), "admin", path).await;
+    let status = response.status().as_u16();
+    (status, body_json(response).await)
+}
+
+fn health(relay: &Relay, args: &[&str]) -> relay::Finished {
+    let address = relay.admin_addr().to_string();
+    let mut all = vec!["health", "--address", address.as_str()];
+    all.extend_from_slice(args);
+    relay::run(&all, &[])
+}
+
+#[tokio::test]
+async fn liveness_and_readiness_answer_on_the_admin_port_only() {
+    let upstream =
+        Upstream::start(|_| async { Response::new(full(Bytes::from_static(b"up"))) }).await;
+    let relay = Relay::start(&[("DOMAIN_MAP", &pass_all_map("api.example", &upstream.url()))]);
+    assert_ne!(relay.admin_addr().port(), relay.addr().port());
+    let (status, body) = admin_get(&relay, "/healthz").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body) = admin_get(&relay, "/readyz").await;
+    assert_eq!(
+        (status, body["ready"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    let (status, _) = admin_get(&relay, "/nothing").await;
+    assert_eq!(status, 404);
+    // The data port knows nothing of them: its routes are the domains'.
+    let data = get(relay.addr(), "unknown.example", "/healthz").await;
+    assert_eq!(data.status(), 404);
+    assert_eq!(data.headers()["x-mte-relay-error"], "domain-unknown");
+
+    let live = health(&relay, &[]);
+    assert_eq!(live.status.code(), Some(0), "{}", live.stderr);
+    let ready = health(&relay, &["--ready"]);
+    assert_eq!(ready.status.code(), Some(0), "{}", ready.stderr);
+}
+
+#[tokio::test]
+async fn readiness_follows_the_pair_store() {
+    let port = relay::free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let relay = Relay::start(&[
+        ("UPSTREAM", "http://127.0.0.1:9"),
+        ("CLIENT_ID_SECRET", SECRET),
+        ("REDIS_URL", url.as_str()),
+        ("STORE_KEY", STORE_KEY),
+    ]);
+    let (status, body) = admin_get(&relay, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["reason"], "store-unavailable", "{body}");
+    let (status, _) = admin_get(&relay, "/healthz").await;
+    assert_eq!(status, 200, "alive while not ready");
+    let not_ready = health(&relay, &["--ready"]);
+    assert_eq!(not_ready.status.code(), Some(1));
+    assert!(not_ready.stderr.contains("503"), "{}", not_ready.stderr);
+
+    let _redis = RedisServer::start_on_port(port);
+    within("readiness once Redis answers", async {
+        loop {
+            if admin_get(&relay, "/readyz").await.0 == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn readiness_fails_as_soon_as_a_graceful_shutdown_begins() {
+    let (arrived_tx, arrived_rx) = tokio::sync::oneshot::channel::<()>();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let arrived_tx = std::sync::Mutex::new(Some(arrived_tx));
+    let release_rx = tokio::sync::Mutex::new(Some(release_rx));
+    let gates = std::sync::Arc::new((arrived_tx, release_rx));
+    let upstream = Upstream::start(move |_| {
+        let gates = gates.clone();
+        async move {
+            if let Some(arrived) = gates.0.lock().expect("lock").take() {
+                let _ = arrived.send(());
+            }
+            if let Some(release) = gates.1.lock().await.take() {
+                let _ = release.await;
+            }
+            Response::new(full(Bytes::from_static(b"done")))
+        }
+    })
+    .await;
+    let mut relay = Relay::start(&[
+        ("DOMAIN_MAP", &pass_all_map("slow.example", &upstream.url())),
+        ("SHUTDOWN_GRACE_SECS", "15"),
+    ]);
+    let addr = relay.addr();
+    let in_flight = tokio::spawn(async move { get(addr, "slow.example", "/slow").await });
+    within("the request to reach the upstream", arrived_rx)
+        .await
+        .expect("arrived");
+    assert_eq!(admin_get(&relay, "/readyz").await.0, 200);
+
+    relay.terminate();
+    let (status, body) = within("readiness to fail", async {
+        loop {
+            let answer = admin_get(&relay, "/readyz").await;
+            if answer.0 != 200 {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(status, 503);
+    assert_eq!(body["reason"], "shutting-down", "{body}");
+    assert_eq!(
+        admin_get(&relay, "/healthz").await.0,
+        200,
+        "still alive while draining"
+    );
+
+    release_tx.send(()).expect("upstream waiting");
+    let finished = in_flight.await.expect("task");
+    assert_eq!(finished.status(), 200, "the in-flight request finished");
+    assert!(relay.wait_exit().success());
+}
+
+#[test]
+fn health_fails_when_nothing_listens_and_the_admin_port_cannot_be_the_data_port() {
+    let closed = relay::free_port().to_string();
+    let address = format!("127.0.0.1:{closed}");
+    let nobody = relay::run(&["health", "--address", address.as_str()], &[]);
+    assert_eq!(nobody.status.code(), Some(1));
+    assert!(!nobody.stderr.is_empty());
+
+    let same = relay::run(
+        &["serve"],
+        &[
+            ("UPSTREAM", "http://127.0.0.1:9"),
+            ("CLIENT_ID_SECRET", SECRET),
+            ("PORT", "8181"),
+            ("ADMIN_PORT", "8181"),
+        ],
+    );
+    assert_eq!(same.status.code(), Some(2));
+    assert!(same.stderr.contains("ADMIN_PORT"), "{}", same.stderr);
+}
