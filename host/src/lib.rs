@@ -10,6 +10,8 @@ pub mod context;
 pub mod demo;
 pub mod forwarded;
 pub mod header_rules;
+pub mod metrics;
+pub mod observe;
 pub mod pipeline;
 pub mod response;
 pub mod server;

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mte_relay::adapters::Adapters;
-use mte_relay::admin::{AdminServer, Readiness};
+use mte_relay::admin::{AdminServer, Readiness, Scrape};
 use mte_relay::config::StoreSettings;
 use mte_relay::config::{Config, ConfigError, Loaded, render};
+use mte_relay::metrics::Metrics;
 use mte_relay::server::{Drained, Server};
 use mte_relay::state::AppState;
-use mte_relay::store::{MemoryPairStore, PairStore, RedisPairStore, Sweeper, sweep_interval};
+use mte_relay::store::{
+    InstrumentedStore, MemoryPairStore, PairStore, RedisPairStore, Sweeper, sweep_interval,
+};
 use mte_relay::telemetry;
 use mte_relay_adapter_runtime::KvStore;
 
@@ -241,8 +244,16 @@ async fn serve_until_signal(
             spawn_reload_on_sighup(adapters.clone());
             adapters.watch(ADAPTER_WATCH_INTERVAL)
         });
-        let store = backends.pairs;
-        let state = Arc::new(AppState::new(loaded.config, store).with_adapters(adapters));
+        let metrics = Arc::new(Metrics::new(loaded.config.pool_size));
+        let store: Arc<dyn PairStore> = Arc::new(InstrumentedStore::new(
+            backends.pairs,
+            metrics.store.clone(),
+        ));
+        let state = Arc::new(
+            AppState::new(loaded.config, store)
+                .with_adapters(adapters)
+                .with_observer(metrics.clone()),
+        );
         let _sweeper = Sweeper::spawn(
             state.mte.store.clone(),
             // Resend tokens expire too, usually long before pairs do.
@@ -265,7 +276,14 @@ async fn serve_until_signal(
             })?;
         let admin_address = admin.local_addr().map_err(anyhow::Error::from)?;
         tracing::info!(address = %admin_address, "admin listening");
-        let admin_task = admin.spawn(readiness.clone());
+        let permits = state.mte_permits.clone();
+        let pool_size = state.config.pool_size;
+        let scrape = Scrape {
+            metrics,
+            store: state.mte.store.clone(),
+            in_flight: Box::new(move || pool_size.saturating_sub(permits.available_permits())),
+        };
+        let admin_task = admin.spawn(readiness.clone(), scrape);
         let server = Server::bind(state.clone()).await.with_context(|| {
             format!(
                 "cannot listen on {}:{}",

@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::adapters::Adapters;
+use crate::adapters::{Adapters, Meters};
 use crate::admission::{KeyedRateLimiter, SlotCounter};
 use crate::config::Config;
+use crate::observe::{Observers, RequestObserver};
 use crate::store::{MteState, PairStore};
+use crate::telemetry::AccessLog;
 use crate::upstream::UpstreamClient;
 
 /// Built once at startup; handlers get it as `Arc<AppState>`.
@@ -34,6 +36,9 @@ pub struct AppState {
     pub mte: MteState,
     /// The adapters, when the configuration declares any.
     pub adapters: Option<Arc<Adapters>>,
+    /// Told of every request when it ends: the access log, then the meters and the
+    /// metrics when present.
+    pub observers: Observers,
 }
 
 impl AppState {
@@ -44,6 +49,7 @@ impl AppState {
         AppState {
             mte,
             adapters: None,
+            observers: Arc::new([Arc::new(AccessLog) as Arc<dyn RequestObserver>]),
             mte_permits: Arc::new(Semaphore::new(config.pool_size)),
             pairing_permits: Arc::new(Semaphore::new(config.pairing.max_concurrent_pairings)),
             in_flight_per_client: SlotCounter::new(
@@ -69,9 +75,24 @@ impl AppState {
         }
     }
 
-    /// The state with these adapters wired into every request.
+    /// The state with these adapters wired into every request, their meters among
+    /// the observers.
     pub fn with_adapters(mut self, adapters: Option<Arc<Adapters>>) -> Self {
+        if let Some(adapters) = &adapters {
+            self = self.with_observer(Arc::new(Meters(adapters.clone())));
+        }
         self.adapters = adapters;
+        self
+    }
+
+    /// The state with one more observer of every finished request.
+    pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
+        self.observers = self
+            .observers
+            .iter()
+            .cloned()
+            .chain(std::iter::once(observer))
+            .collect();
         self
     }
 }

@@ -21,6 +21,7 @@ use mte_relay_adapter_runtime::{
 
 use crate::body::{RelayBody, full};
 use crate::config::{AdapterDeclarations, Config};
+use crate::observe::{FinishedRequest, Forwarded, RequestObserver};
 
 /// Why the adapters could not be set up at startup.
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +174,46 @@ impl Adapters {
         {
             self.sink.record(&chain.meters, record);
         }
+    }
+}
+
+/// Feeds each forwarded request of a domain with meters to those meters, as a usage
+/// record, when the request ends.
+#[derive(Debug)]
+pub struct Meters(pub Arc<Adapters>);
+
+impl RequestObserver for Meters {
+    fn request_finished(&self, request: &FinishedRequest<'_>) {
+        let (Some(domain), Some(forwarded)) = (request.domain, request.forwarded) else {
+            return;
+        };
+        if !self.0.meters(domain) {
+            return;
+        }
+        let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let timestamp_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
+        let record = UsageRecord {
+            domain: domain.to_owned(),
+            client_id: request.client_id.map(str::to_owned),
+            route_class: match forwarded {
+                Forwarded::Mte => RouteClass::Mte,
+                Forwarded::PassThrough => RouteClass::PassThrough,
+            },
+            method: request.method.to_string(),
+            status: request.status,
+            bytes_in: request.bytes_in,
+            bytes_out: request.bytes_out,
+            duration_us: micros(request.duration),
+            upstream_us: micros(request.upstream),
+            decode_us: micros(request.decode),
+            encode_us: micros(request.encode),
+            timestamp_ms,
+        };
+        self.0.record_usage(domain, record);
     }
 }
 

@@ -3,7 +3,8 @@
 //! need no domain, pass no admission bound and show nothing to the internet.
 //!
 //! - `GET /healthz`: 200 while the process serves (liveness);
-//! - `GET /readyz`: 200 when ready, else 503 with the reason ([`readiness`]).
+//! - `GET /readyz`: 200 when ready, else 503 with the reason ([`readiness`]);
+//! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]).
 
 pub mod readiness;
 
@@ -23,6 +24,24 @@ use tokio::task::JoinHandle;
 pub use readiness::{NotReady, Readiness};
 
 use crate::config::AdminSettings;
+use crate::metrics::{self, Metrics};
+use crate::store::PairStore;
+
+/// What `/metrics` reads besides the metrics themselves: the gauges sampled at
+/// scrape time.
+pub struct Scrape {
+    pub metrics: Arc<Metrics>,
+    /// Counted at each scrape (with Redis, over every replica).
+    pub store: Arc<dyn PairStore>,
+    /// MTE requests in flight now.
+    pub in_flight: Box<dyn Fn() -> usize + Send + Sync>,
+}
+
+/// Everything the admin listener answers from.
+struct Admin {
+    readiness: Arc<Readiness>,
+    scrape: Scrape,
+}
 
 /// How long an admin client may take to send its request head.
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -47,7 +66,8 @@ impl AdminServer {
 
     /// Serves on a task of its own until the task is aborted (at process exit), so
     /// probes keep their answers through a graceful shutdown.
-    pub fn spawn(self, readiness: Arc<Readiness>) -> JoinHandle<()> {
+    pub fn spawn(self, readiness: Arc<Readiness>, scrape: Scrape) -> JoinHandle<()> {
+        let admin = Arc::new(Admin { readiness, scrape });
         tokio::spawn(async move {
             loop {
                 let (stream, _) = match self.listener.accept().await {
@@ -58,13 +78,11 @@ impl AdminServer {
                         continue;
                     }
                 };
-                let readiness = readiness.clone();
+                let admin = admin.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request| {
-                        let readiness = readiness.clone();
-                        async move {
-                            Ok::<_, std::convert::Infallible>(answer(&readiness, request).await)
-                        }
+                        let admin = admin.clone();
+                        async move { Ok::<_, std::convert::Infallible>(answer(&admin, request).await) }
                     });
                     let served = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
@@ -81,7 +99,7 @@ impl AdminServer {
 }
 
 /// The answer to one admin request.
-async fn answer(readiness: &Readiness, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return json(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -90,7 +108,8 @@ async fn answer(readiness: &Readiness, request: Request<Incoming>) -> Response<F
     }
     match request.uri().path() {
         "/healthz" => json(StatusCode::OK, serde_json::json!({ "status": "ok" })),
-        "/readyz" => match readiness.check().await {
+        "/metrics" => scrape(&admin.scrape).await,
+        "/readyz" => match admin.readiness.check().await {
             Ok(()) => json(StatusCode::OK, serde_json::json!({ "ready": true })),
             Err(not_ready) => json(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -103,7 +122,33 @@ async fn answer(readiness: &Readiness, request: Request<Incoming>) -> Response<F
         },
         _ => json(
             StatusCode::NOT_FOUND,
-            serde_json::json!({ "error": "not found; the admin listener serves /healthz and /readyz" }),
+            serde_json::json!({ "error": "not found; the admin listener serves /healthz, /readyz and /metrics" }),
+        ),
+    }
+}
+
+/// How long a scrape waits for the pair store's count before leaving the gauge as
+/// it was.
+const PAIR_COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn scrape(scrape: &Scrape) -> Response<Full<Bytes>> {
+    let pairs = match tokio::time::timeout(PAIR_COUNT_TIMEOUT, scrape.store.pair_count()).await {
+        Ok(Ok(pairs)) => Some(pairs),
+        _ => None,
+    };
+    scrape.metrics.set_gauges(pairs, (scrape.in_flight)());
+    match scrape.metrics.encode() {
+        Ok(text) => {
+            let mut response = Response::new(Full::new(Bytes::from(text)));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(metrics::CONTENT_TYPE),
+            );
+            response
+        }
+        Err(error) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({ "error": format!("metrics could not be encoded: {error}") }),
         ),
     }
 }

@@ -87,6 +87,7 @@ async fn decode_and_forward(
     })?;
     let header = RelayHeader::parse(header.as_bytes())
         .map_err(|error| refuse(error.reason(), error.to_string()))?;
+    ctx.timings.set_mode(header.mode);
 
     let domain = protocol_domain(&ctx.host);
     let now = unix_now();

@@ -7,18 +7,19 @@ use std::sync::Arc;
 use http::header::{HOST, HeaderValue, ORIGIN};
 use http::{Request, Response};
 use hyper::body::Incoming;
-use mte_relay_protocol::registry::{ErrorReason, reason_phrase};
+use mte_relay_protocol::registry::{ERROR_HEADER, ErrorReason, reason_phrase};
 
 use super::route::{self, LocalRoute, RouteClass};
 use super::{cors, local};
 use crate::body::{DrainOnDrop, RelayBody, boxed};
 use crate::context::RequestContext;
 use crate::forwarded::Provenance;
+use crate::observe::Forwarded;
 use crate::pipeline;
 use crate::pipeline::passthrough;
 use crate::response::registry_error;
 use crate::state::AppState;
-use crate::telemetry::access::{CountingBody, UnansweredGuard, UsageTap};
+use crate::telemetry::access::{CountingBody, UnansweredGuard};
 use crate::telemetry::{AccessLogBody, AccessRecord, RequestTimings, request_id};
 use crate::upstream::headers::X_REQUEST_ID;
 
@@ -39,11 +40,13 @@ pub async fn handle(
         request_id: request_id.clone(),
         domain: None,
         route: "unmatched",
+        forwarded: None,
         method: method.clone(),
         path: Some(path.clone()),
         status: http::StatusCode::OK,
+        reason: None,
         timings: timings.clone(),
-        usage: None,
+        observers: state.observers.clone(),
     };
 
     let Some(domain) = state.config.domains.lookup(&host).cloned() else {
@@ -59,18 +62,11 @@ pub async fn handle(
     if class == RouteClass::Mte {
         record.path = None;
     }
-    if matches!(class, RouteClass::Mte | RouteClass::PassThrough) {
-        // A usage record is built only for a domain whose chain has meters.
-        record.usage = state
-            .adapters
-            .as_ref()
-            .filter(|adapters| adapters.meters(&domain.name))
-            .map(|adapters| UsageTap {
-                adapters: Arc::clone(adapters),
-                domain: domain.name.clone(),
-                mte: class == RouteClass::Mte,
-            });
-    }
+    record.forwarded = match class {
+        RouteClass::Mte => Some(Forwarded::Mte),
+        RouteClass::PassThrough => Some(Forwarded::PassThrough),
+        _ => None,
+    };
 
     let provenance = Provenance::of(
         remote_addr.ip(),
@@ -137,6 +133,14 @@ fn finish(
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     record.status = response.status();
+    // The relay's own refusals carry their registry token in the clear (sealed ones
+    // too, as advice); an upstream's header of that name on a pass-through answer
+    // is counted only when it names a registry reason.
+    record.reason = response
+        .headers()
+        .get(ERROR_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(ErrorReason::from_token);
     if let Some(phrase) = reason_phrase(response.status().as_u16()) {
         response
             .extensions_mut()

@@ -20,6 +20,7 @@
 //! so that a resend of a request that already ran is refused however it arrives: on
 //! another pair, or at another replica sharing the store.
 
+mod instrumented;
 mod memory;
 mod mte_state;
 mod redis_store;
@@ -33,6 +34,7 @@ use mte_relay_protocol::keys::{MteRatchet, PairKeys};
 use mte_relay_protocol::registry::ErrorReason;
 use mte_relay_protocol::replay::{ReplayError, ReplayWindow};
 
+pub use instrumented::InstrumentedStore;
 pub use memory::MemoryPairStore;
 pub use mte_state::MteState;
 pub use redis_store::{RedisKv, RedisPairStore};

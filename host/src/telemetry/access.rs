@@ -9,60 +9,27 @@ use http::{Method, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::OwnedSemaphorePermit;
 
+use mte_relay_protocol::registry::ErrorReason;
+
 use super::timings::RequestTimings;
 use crate::body::{BoxError, RelayBody};
+use crate::observe::{FinishedRequest, Forwarded, Observers, RequestObserver};
 
-/// What the access line says about a request. `path` is `None` for MTE requests:
-/// their outer path is meaningless and the real one is secret.
-#[derive(Clone, Debug)]
+/// What the end of a request reports to the observers. `path` is `None` for MTE
+/// requests: their outer path is meaningless and the real one is secret.
+#[derive(Clone)]
 pub struct AccessRecord {
     pub request_id: String,
     pub domain: Option<String>,
     pub route: &'static str,
+    pub forwarded: Option<Forwarded>,
     pub method: Method,
     pub path: Option<String>,
     pub status: StatusCode,
+    /// The registry reason, when the relay refused the request.
+    pub reason: Option<ErrorReason>,
     pub timings: Arc<RequestTimings>,
-    /// Where the request's usage record goes, when its domain has meter adapters.
-    pub usage: Option<UsageTap>,
-}
-
-/// A domain's meters, fed one usage record per request when its access line is written.
-#[derive(Clone, Debug)]
-pub struct UsageTap {
-    pub adapters: Arc<crate::adapters::Adapters>,
-    pub domain: String,
-    pub mte: bool,
-}
-
-impl UsageTap {
-    fn record(&self, method: &Method, status: u16, timings: &RequestTimings) {
-        let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        let timestamp_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| {
-                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-            });
-        let record = mte_relay_adapter_runtime::UsageRecord {
-            domain: self.domain.clone(),
-            client_id: timings.client_id().map(str::to_owned),
-            route_class: if self.mte {
-                mte_relay_adapter_runtime::RouteClass::Mte
-            } else {
-                mte_relay_adapter_runtime::RouteClass::PassThrough
-            },
-            method: method.to_string(),
-            status,
-            bytes_in: timings.bytes_in(),
-            bytes_out: timings.bytes_out(),
-            duration_us: micros(timings.elapsed()),
-            upstream_us: micros(timings.upstream()),
-            decode_us: micros(timings.decode()),
-            encode_us: micros(timings.encode()),
-            timestamp_ms,
-        };
-        self.adapters.record_usage(&self.domain, record);
-    }
+    pub observers: Observers,
 }
 
 /// The status logged for a request the client abandoned before the relay answered
@@ -75,27 +42,56 @@ impl AccessRecord {
     }
 
     fn emit_with_status(&self, status: u16, completed: bool) {
+        let timings = &self.timings;
+        let finished = FinishedRequest {
+            request_id: &self.request_id,
+            domain: self.domain.as_deref(),
+            route: self.route,
+            forwarded: self.forwarded,
+            method: &self.method,
+            path: self.path.as_deref(),
+            status,
+            completed,
+            reason: self.reason,
+            mode: timings.mode(),
+            client_id: timings.client_id(),
+            duration: timings.elapsed(),
+            upstream: timings.upstream(),
+            decode: timings.decode(),
+            encode: timings.encode(),
+            bytes_in: timings.bytes_in(),
+            bytes_out: timings.bytes_out(),
+        };
+        for observer in self.observers.iter() {
+            observer.request_finished(&finished);
+        }
+    }
+}
+
+/// The access log: one line per request.
+#[derive(Debug, Default)]
+pub struct AccessLog;
+
+impl RequestObserver for AccessLog {
+    fn request_finished(&self, request: &FinishedRequest<'_>) {
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
         tracing::info!(
             target: "mte_relay::access",
-            request_id = %self.request_id,
-            domain = self.domain.as_deref().unwrap_or("-"),
-            route = self.route,
-            method = %self.method,
-            path = self.path.as_deref().unwrap_or("-"),
-            status,
-            duration_ms = ms(self.timings.elapsed()),
-            upstream_ms = ms(self.timings.upstream()),
-            decode_ms = ms(self.timings.decode()),
-            encode_ms = ms(self.timings.encode()),
-            bytes_in = self.timings.bytes_in(),
-            bytes_out = self.timings.bytes_out(),
-            completed,
+            request_id = %request.request_id,
+            domain = request.domain.unwrap_or("-"),
+            route = request.route,
+            method = %request.method,
+            path = request.path.unwrap_or("-"),
+            status = request.status,
+            duration_ms = ms(request.duration),
+            upstream_ms = ms(request.upstream),
+            decode_ms = ms(request.decode),
+            encode_ms = ms(request.encode),
+            bytes_in = request.bytes_in,
+            bytes_out = request.bytes_out,
+            completed = request.completed,
             "request"
         );
-        if let Some(usage) = &self.usage {
-            usage.record(&self.method, status, &self.timings);
-        }
     }
 }
 

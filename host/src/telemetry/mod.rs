@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-pub use access::{AccessLogBody, AccessRecord};
+pub use access::{AccessLog, AccessLogBody, AccessRecord};
 pub use timings::RequestTimings;
 
 use crate::config::{Config, LogFormat, LogSettings};

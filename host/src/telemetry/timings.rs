@@ -4,6 +4,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use mte_relay_protocol::header::Mode;
+
 /// Shared (`Arc`) between the server, the upstream client and the pipeline; also
 /// inserted in the request's extensions. Durations accumulate, so a stage that runs
 /// per chunk (decode, encode) adds each chunk's time.
@@ -17,6 +19,8 @@ pub struct RequestTimings {
     bytes_out: AtomicU64,
     /// The verified client id of an MTE request, for usage records.
     client_id: OnceLock<String>,
+    /// The mode of an MTE request, once its relay header parsed.
+    mode: OnceLock<Mode>,
 }
 
 impl RequestTimings {
@@ -29,6 +33,7 @@ impl RequestTimings {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             client_id: OnceLock::new(),
+            mode: OnceLock::new(),
         }
     }
 
@@ -64,6 +69,15 @@ impl RequestTimings {
     /// Records the request's verified client id (first call wins).
     pub fn set_client_id(&self, client_id: &str) {
         let _ = self.client_id.set(client_id.to_owned());
+    }
+
+    /// Records the MTE request's mode (first call wins).
+    pub fn set_mode(&self, mode: Mode) {
+        let _ = self.mode.set(mode);
+    }
+
+    pub fn mode(&self) -> Option<Mode> {
+        self.mode.get().copied()
     }
 
     pub fn client_id(&self) -> Option<&str> {

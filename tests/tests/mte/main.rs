@@ -6,6 +6,7 @@ mod cli;
 mod concurrency;
 mod forged;
 mod identity;
+mod metrics;
 mod padding;
 mod raw;
 mod recovery;
