@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mte_relay::adapters::Adapters;
+use mte_relay::adapters::metrics::AdapterCollector;
 use mte_relay::admin::{AdminServer, Readiness, Scrape};
 use mte_relay::config::StoreSettings;
 use mte_relay::config::{Config, ConfigError, Loaded, render};
@@ -244,7 +245,11 @@ async fn serve_until_signal(
             spawn_reload_on_sighup(adapters.clone());
             adapters.watch(ADAPTER_WATCH_INTERVAL)
         });
-        let metrics = Arc::new(Metrics::new(loaded.config.pool_size));
+        let mut metrics = Metrics::new(loaded.config.pool_size);
+        if let Some(adapters) = &adapters {
+            metrics.register_collector(Box::new(AdapterCollector(adapters.clone())));
+        }
+        let metrics = Arc::new(metrics);
         let store: Arc<dyn PairStore> = Arc::new(InstrumentedStore::new(
             backends.pairs,
             metrics.store.clone(),

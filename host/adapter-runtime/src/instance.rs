@@ -5,7 +5,7 @@
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::Component;
 use wasmtime::{Store, Trap, WasmBacktrace};
@@ -251,6 +251,53 @@ impl AdapterVersion {
         engine: &Arc<AdapterEngine>,
         request: &wit::RequestInfo,
     ) -> Result<RequestAction, HookError> {
+        let started = Instant::now();
+        let result = self.on_request_untimed(engine, request).await;
+        self.record_hook(Hook::OnRequest, &result, started);
+        result
+    }
+
+    pub async fn on_response(
+        &self,
+        engine: &Arc<AdapterEngine>,
+        request: &wit::RequestInfo,
+        response: &wit::ResponseInfo,
+    ) -> Result<Vec<HeaderEdit>, HookError> {
+        let started = Instant::now();
+        let result = self.on_response_untimed(engine, request, response).await;
+        self.record_hook(Hook::OnResponse, &result, started);
+        result
+    }
+
+    pub async fn on_usage(
+        &self,
+        engine: &Arc<AdapterEngine>,
+        batch: &[wit::UsageRecord],
+    ) -> Result<(), HookError> {
+        let started = Instant::now();
+        let result = self.on_usage_untimed(engine, batch).await;
+        self.record_hook(Hook::OnUsage, &result, started);
+        result
+    }
+
+    pub async fn on_tick(&self, engine: &Arc<AdapterEngine>, now_ms: u64) -> Result<(), HookError> {
+        let started = Instant::now();
+        let result = self.on_tick_untimed(engine, now_ms).await;
+        self.record_hook(Hook::OnTick, &result, started);
+        result
+    }
+
+    /// Counts one hook call by outcome and times it, for the metrics.
+    fn record_hook<T>(&self, hook: Hook, result: &Result<T, HookError>, started: Instant) {
+        let failure = result.as_ref().err().map(|error| &error.kind);
+        self.stats.hook_finished(hook, failure, started.elapsed());
+    }
+
+    async fn on_request_untimed(
+        &self,
+        engine: &Arc<AdapterEngine>,
+        request: &wit::RequestInfo,
+    ) -> Result<RequestAction, HookError> {
         let hook = Hook::OnRequest;
         let mut warm = self.check_out(engine, hook).await?;
         let narrowed = self.narrow(request);
@@ -274,7 +321,7 @@ impl AdapterVersion {
         validated.map_err(|why| self.fail(hook, FailureKind::BadOutput(why), None))
     }
 
-    pub async fn on_response(
+    async fn on_response_untimed(
         &self,
         engine: &Arc<AdapterEngine>,
         request: &wit::RequestInfo,
@@ -295,7 +342,7 @@ impl AdapterVersion {
         validate_edits(edits).map_err(|why| self.fail(hook, FailureKind::BadOutput(why), None))
     }
 
-    pub async fn on_usage(
+    async fn on_usage_untimed(
         &self,
         engine: &Arc<AdapterEngine>,
         batch: &[wit::UsageRecord],
@@ -312,7 +359,11 @@ impl AdapterVersion {
         self.settle(hook, warm, outcome)
     }
 
-    pub async fn on_tick(&self, engine: &Arc<AdapterEngine>, now_ms: u64) -> Result<(), HookError> {
+    async fn on_tick_untimed(
+        &self,
+        engine: &Arc<AdapterEngine>,
+        now_ms: u64,
+    ) -> Result<(), HookError> {
         let hook = Hook::OnTick;
         let mut warm = self.check_out(engine, hook).await?;
         let outcome = match &warm.bound {

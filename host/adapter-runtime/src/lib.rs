@@ -38,5 +38,5 @@ pub use instance::World;
 pub use kv::{KvError, KvStore, MemoryKv};
 pub use meter_sink::{MeterSink, MeterSinkOptions};
 pub use runtime::{AdapterRuntime, ReloadOutcome, ReloadReport, RuntimeOptions};
-pub use stats::AdapterStatsSnapshot;
+pub use stats::{AdapterStatsSnapshot, HOOK_DURATION_BUCKETS, HOOK_OUTCOMES, HookSnapshot};
 pub use watch::WatchHandle;

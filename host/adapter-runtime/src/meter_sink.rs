@@ -76,7 +76,14 @@ impl MeterSink {
             meters: meters.clone(),
             record,
         };
-        if self.tx.try_send(queued).is_err() {
+        if let Err(refused) = self.tx.try_send(queued) {
+            let queued = match refused {
+                mpsc::error::TrySendError::Full(queued)
+                | mpsc::error::TrySendError::Closed(queued) => queued,
+            };
+            for slot in queued.meters.slots.iter() {
+                slot.stats.record_dropped();
+            }
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             // Log the first drop and then every power of two: visible, not a flood.
             if dropped.is_power_of_two() {

@@ -8,6 +8,8 @@
 //! response body finished -> usage record -> meter queue (never blocks) -> on-usage
 //! ```
 
+pub mod metrics;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;

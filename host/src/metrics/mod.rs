@@ -272,6 +272,14 @@ impl Metrics {
         }
     }
 
+    /// Adds a collector read at each scrape (the adapters' counters).
+    pub fn register_collector(
+        &mut self,
+        collector: Box<dyn prometheus_client::collector::Collector>,
+    ) {
+        self.registry.register_collector(collector);
+    }
+
     /// Sets the gauges read at scrape time.
     pub fn set_gauges(&self, pairs: Option<usize>, in_flight: usize) {
         if let Some(pairs) = pairs {

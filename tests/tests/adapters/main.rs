@@ -4,6 +4,7 @@
 
 mod chain;
 mod config;
+mod metrics;
 mod misbehaviour;
 mod python;
 mod reload;
