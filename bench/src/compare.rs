@@ -75,18 +75,26 @@ pub async fn compare(
             binary: options.relay_bin.clone(),
             message: format!("cannot write the example adapters: {error}"),
         })?;
-        let mut adapter_options = relay_options;
+        let mut adapter_options = relay_options.clone();
         adapter_options.extra_env = vec![
             ("ADAPTERS".to_owned(), adapters.declarations().to_owned()),
             ("ADAPTER_CHAIN".to_owned(), DEMO_CHAIN.to_owned()),
         ];
         with_adapters = Some((start_relay(adapter_options).await?, adapters));
     }
+    // The metrics' cost: the same relay with METRICS=false.
+    let mut without_metrics = None;
+    if options.scenarios.contains(&Scenario::MkeNoMetrics) {
+        let mut quiet_options = relay_options.clone();
+        quiet_options.extra_env = vec![("METRICS".to_owned(), "false".to_owned())];
+        without_metrics = Some(start_relay(quiet_options).await?);
+    }
     let mut reports = Vec::with_capacity(options.scenarios.len());
     for &scenario in &options.scenarios {
         let serving = match scenario {
             Scenario::Direct => None,
             Scenario::MkeAdapters => with_adapters.as_mut().map(|(relay, _)| relay),
+            Scenario::MkeNoMetrics => without_metrics.as_mut(),
             _ => Some(&mut relay),
         };
         let addr = serving.as_ref().map_or(upstream, |relay| relay.addr());

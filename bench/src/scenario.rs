@@ -1,4 +1,4 @@
-//! The four ways of sending the same request.
+//! The ways of sending the same request.
 
 use std::fmt;
 
@@ -11,6 +11,9 @@ pub enum Scenario {
     Passthrough,
     /// Through the relay, encrypted with the client SDK in MKE mode.
     Mke,
+    /// MKE through a relay started with `METRICS=false`: with `mke`, the cost of
+    /// recording the metrics, measured side by side.
+    MkeNoMetrics,
     /// MKE through a second relay that runs the example adapter chain
     /// `[api-key-auth, header-rewrite, usage-log]` on every request.
     MkeAdapters,
@@ -21,10 +24,11 @@ pub enum Scenario {
 impl Scenario {
     /// All scenarios in the order `compare` runs them (the baseline first, and the
     /// adapter chain right after plain MKE, its point of comparison).
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Direct,
         Scenario::Passthrough,
         Scenario::Mke,
+        Scenario::MkeNoMetrics,
         Scenario::MkeAdapters,
         Scenario::Mte,
     ];
@@ -35,6 +39,7 @@ impl Scenario {
             Scenario::Direct => "direct",
             Scenario::Passthrough => "passthrough",
             Scenario::Mke => "mke",
+            Scenario::MkeNoMetrics => "mke-no-metrics",
             Scenario::MkeAdapters => "mke-adapters",
             Scenario::Mte => "mte",
         }
@@ -42,7 +47,10 @@ impl Scenario {
 
     /// True when the scenario goes through the relay client SDK.
     pub fn encrypted(self) -> bool {
-        matches!(self, Scenario::Mke | Scenario::MkeAdapters | Scenario::Mte)
+        matches!(
+            self,
+            Scenario::Mke | Scenario::MkeNoMetrics | Scenario::MkeAdapters | Scenario::Mte
+        )
     }
 }
 

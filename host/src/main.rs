@@ -245,20 +245,26 @@ async fn serve_until_signal(
             spawn_reload_on_sighup(adapters.clone());
             adapters.watch(ADAPTER_WATCH_INTERVAL)
         });
-        let mut metrics = Metrics::new(loaded.config.pool_size);
-        if let Some(adapters) = &adapters {
-            metrics.register_collector(Box::new(AdapterCollector(adapters.clone())));
+        // Measured unless METRICS=false: the request observer and a timed store.
+        let metrics = loaded.config.admin.metrics.then(|| {
+            let mut metrics = Metrics::new(loaded.config.pool_size);
+            if let Some(adapters) = &adapters {
+                metrics.register_collector(Box::new(AdapterCollector(adapters.clone())));
+            }
+            Arc::new(metrics)
+        });
+        let store: Arc<dyn PairStore> = match &metrics {
+            Some(metrics) => Arc::new(InstrumentedStore::new(
+                backends.pairs,
+                metrics.store.clone(),
+            )),
+            None => backends.pairs,
+        };
+        let mut state = AppState::new(loaded.config, store).with_adapters(adapters);
+        if let Some(metrics) = &metrics {
+            state = state.with_observer(metrics.clone());
         }
-        let metrics = Arc::new(metrics);
-        let store: Arc<dyn PairStore> = Arc::new(InstrumentedStore::new(
-            backends.pairs,
-            metrics.store.clone(),
-        ));
-        let state = Arc::new(
-            AppState::new(loaded.config, store)
-                .with_adapters(adapters)
-                .with_observer(metrics.clone()),
-        );
+        let state = Arc::new(state);
         let _sweeper = Sweeper::spawn(
             state.mte.store.clone(),
             // Resend tokens expire too, usually long before pairs do.

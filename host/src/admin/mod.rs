@@ -30,7 +30,8 @@ use crate::store::PairStore;
 /// What `/metrics` reads besides the metrics themselves: the gauges sampled at
 /// scrape time.
 pub struct Scrape {
-    pub metrics: Arc<Metrics>,
+    /// `None` with `METRICS=false`.
+    pub metrics: Option<Arc<Metrics>>,
     /// Counted at each scrape (with Redis, over every replica).
     pub store: Arc<dyn PairStore>,
     /// MTE requests in flight now.
@@ -132,12 +133,18 @@ async fn answer(admin: &Admin, request: Request<Incoming>) -> Response<Full<Byte
 const PAIR_COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn scrape(scrape: &Scrape) -> Response<Full<Bytes>> {
+    let Some(metrics) = &scrape.metrics else {
+        return json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({ "error": "metrics are off (METRICS=false)" }),
+        );
+    };
     let pairs = match tokio::time::timeout(PAIR_COUNT_TIMEOUT, scrape.store.pair_count()).await {
         Ok(Ok(pairs)) => Some(pairs),
         _ => None,
     };
-    scrape.metrics.set_gauges(pairs, (scrape.in_flight)());
-    match scrape.metrics.encode() {
+    metrics.set_gauges(pairs, (scrape.in_flight)());
+    match metrics.encode() {
         Ok(text) => {
             let mut response = Response::new(Full::new(Bytes::from(text)));
             response.headers_mut().insert(

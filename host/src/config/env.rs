@@ -28,6 +28,7 @@ pub const VARIABLES: &[&str] = &[
     "BIND_ADDRESS",
     "ADMIN_PORT",
     "ADMIN_BIND",
+    "METRICS",
     "LOG_LEVEL",
     "LOG_FORMAT",
     "DEBUG",

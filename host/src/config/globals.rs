@@ -186,6 +186,8 @@ pub struct AdminSettings {
     pub bind_address: IpAddr,
     /// 0 asks the OS for an ephemeral port.
     pub port: u16,
+    /// `METRICS`: whether requests are measured and `/metrics` answers.
+    pub metrics: bool,
 }
 
 pub(crate) struct Globals {
@@ -264,6 +266,12 @@ impl Globals {
                 DEFAULT_ADMIN_PORT,
                 "expected a port number 0-65535",
             )?,
+            metrics: match env.get("METRICS") {
+                None => true,
+                Some(raw) => {
+                    parse_bool(raw).map_err(|problem| ConfigError::new("METRICS", problem))?
+                }
+            },
         };
         if admin.port != 0 && admin.port == port {
             return Err(ConfigError::new(

@@ -22,6 +22,7 @@ pub fn redacted_config(config: &Config) -> Value {
         "port": config.port,
         "admin_bind": config.admin.bind_address.to_string(),
         "admin_port": config.admin.port,
+        "metrics": config.admin.metrics,
         "log_level": config.log.level.as_str(),
         "log_format": config.log.format.map_or("auto", |format| format.as_str()),
         "debug": config.log.debug,

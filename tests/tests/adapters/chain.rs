@@ -225,7 +225,12 @@ async fn on_shutdown_queued_usage_is_delivered_and_meters_tick_once_more() {
     }
     drop(client);
     relay.terminate();
-    assert!(relay.wait_exit().success());
+    let status = relay.wait_exit();
+    assert!(
+        status.success(),
+        "exit {status:?}; stderr:\n{}",
+        relay.stderr().join("\n")
+    );
     let summaries: Vec<String> = relay
         .json_logs()
         .into_iter()

@@ -163,3 +163,28 @@ fn health_fails_when_nothing_listens_and_the_admin_port_cannot_be_the_data_port(
     assert_eq!(same.status.code(), Some(2));
     assert!(same.stderr.contains("ADMIN_PORT"), "{}", same.stderr);
 }
+
+#[tokio::test]
+async fn metrics_can_be_turned_off_and_probes_stay() {
+    let upstream =
+        Upstream::start(|_| async { Response::new(full(Bytes::from_static(b"up"))) }).await;
+    let on = Relay::start(&[("DOMAIN_MAP", &pass_all_map("api.example", &upstream.url()))]);
+    let off = Relay::start(&[
+        ("DOMAIN_MAP", &pass_all_map("api.example", &upstream.url())),
+        ("METRICS", "false"),
+    ]);
+    for relay in [&on, &off] {
+        assert_eq!(get(relay.addr(), "api.example", "/x").await.status(), 200);
+    }
+    let scrape = get(on.admin_addr(), "admin", "/metrics").await;
+    assert_eq!(scrape.status(), 200);
+    let text = String::from_utf8(mte_relay_tests::client::body_bytes(scrape).await.to_vec())
+        .expect("utf-8");
+    assert!(
+        text.contains(r#"mte_relay_requests_total{domain="api.example",route="pass-through",method="GET",status="2xx"} 1"#),
+        "{text}"
+    );
+    let (status, body) = admin_get(&off, "/metrics").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(admin_get(&off, "/readyz").await.0, 200);
+}
