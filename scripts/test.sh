@@ -56,6 +56,7 @@ step "toolchains and packages"
 need_target wasm32-wasip2
 need_target wasm32-unknown-unknown
 need_debian redis-server
+need_debian prometheus   # promtool, for the alert rules' tests
 bash scripts/install-adapter-toolchain.sh
 
 # One build of everything: the end-to-end harness builds the relay binary with the

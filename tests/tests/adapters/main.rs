@@ -6,6 +6,7 @@ mod chain;
 mod config;
 mod metrics;
 mod misbehaviour;
+mod observability;
 mod python;
 mod reload;
 mod shared_kv;
