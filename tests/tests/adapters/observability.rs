@@ -116,12 +116,7 @@ async fn every_metric_a_panel_or_a_rule_uses_exists_in_a_real_scrape() {
     let exported: BTreeSet<String> = scraped
         .lines()
         .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .map(|line| {
-            line.split(|c| c == '{' || c == ' ')
-                .next()
-                .unwrap_or_default()
-                .to_owned()
-        })
+        .map(|line| line.split(['{', ' ']).next().unwrap_or_default().to_owned())
         .collect();
 
     let dashboard: serde_json::Value = serde_json::from_str(
