@@ -17,7 +17,9 @@ pub enum RequestOutcome {
     NotRun,
     /// The relay said (authenticated) that a copy of this request, with the same
     /// resend token, was forwarded to the upstream; only its response was lost. Do not
-    /// send it again.
+    /// send it again. (If the relay that forwarded it died while sending the body, the
+    /// upstream may have received only part of it and acted on none: forwarded, not
+    /// necessarily run, and never run twice.)
     Ran,
     /// Either may be true: the failure came after the request left (a reset, a
     /// timeout, an answer that did not authenticate), or it is an error anyone on the

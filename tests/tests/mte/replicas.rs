@@ -3,6 +3,7 @@
 //! sessions, a sealed request runs once however many replicas see it, and Redis going
 //! away costs `store-unavailable` answers, never a forwarded request or a restart.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -56,9 +57,24 @@ async fn send(client: &RelayClient, request: Request<Bytes>) -> (StatusCode, Byt
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_behind_a_per_request_balancer_serve_every_method_in_both_modes() {
     let redis = RedisServer::start();
+    two_replicas_behind_a_per_request_balancer_serve_every_method_in_both_modes_on(&redis.url())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_behind_a_per_request_balancer_serve_every_method_in_both_modes_on_a_cluster()
+{
+    let cluster = mte_relay_tests::redis::RedisCluster::start(3);
+    two_replicas_behind_a_per_request_balancer_serve_every_method_in_both_modes_on(&cluster.urls())
+        .await;
+}
+
+async fn two_replicas_behind_a_per_request_balancer_serve_every_method_in_both_modes_on(
+    redis_url: &str,
+) {
     let upstream = RecordingUpstream::start().await;
-    let a = replica(&upstream.upstream.url(), &redis.url(), &[]);
-    let b = replica(&upstream.upstream.url(), &redis.url(), &[]);
+    let a = replica(&upstream.upstream.url(), redis_url, &[]);
+    let b = replica(&upstream.upstream.url(), redis_url, &[]);
     let balancer = RoundRobin::start(vec![a.addr(), b.addr()]).await;
     let client = client_of(balancer.url(), 2);
 
@@ -164,11 +180,21 @@ async fn a_streamed_upload_and_an_event_stream_cross_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_requests_across_replicas_run_once_each() {
-    const REQUESTS: usize = 1000;
     let redis = RedisServer::start();
+    a_thousand_concurrent_requests_across_replicas_run_once_each_on(&redis.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_requests_across_replicas_run_once_each_on_a_cluster() {
+    let cluster = mte_relay_tests::redis::RedisCluster::start(3);
+    a_thousand_concurrent_requests_across_replicas_run_once_each_on(&cluster.urls()).await;
+}
+
+async fn a_thousand_concurrent_requests_across_replicas_run_once_each_on(redis_url: &str) {
+    const REQUESTS: usize = 1000;
     let upstream = RecordingUpstream::start().await;
-    let a = replica(&upstream.upstream.url(), &redis.url(), &[]);
-    let b = replica(&upstream.upstream.url(), &redis.url(), &[]);
+    let a = replica(&upstream.upstream.url(), redis_url, &[]);
+    let b = replica(&upstream.upstream.url(), redis_url, &[]);
     let balancer = RoundRobin::start(vec![a.addr(), b.addr()]).await;
     let client = client_of(balancer.url(), 4);
     within("pairing", client.connect()).await.expect("pairs");
@@ -216,11 +242,21 @@ async fn a_thousand_concurrent_requests_across_replicas_run_once_each() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_sealed_request_at_both_replicas_at_once_runs_once() {
-    const ROUNDS: usize = 200;
     let redis = RedisServer::start();
+    the_same_sealed_request_at_both_replicas_at_once_runs_once_on(&redis.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_sealed_request_at_both_replicas_at_once_runs_once_on_a_cluster() {
+    let cluster = mte_relay_tests::redis::RedisCluster::start(3);
+    the_same_sealed_request_at_both_replicas_at_once_runs_once_on(&cluster.urls()).await;
+}
+
+async fn the_same_sealed_request_at_both_replicas_at_once_runs_once_on(redis_url: &str) {
+    const ROUNDS: usize = 200;
     let upstream = RecordingUpstream::start().await;
-    let a = replica(&upstream.upstream.url(), &redis.url(), &[]);
-    let b = replica(&upstream.upstream.url(), &redis.url(), &[]);
+    let a = replica(&upstream.upstream.url(), redis_url, &[]);
+    let b = replica(&upstream.upstream.url(), redis_url, &[]);
     let mut session = RawClient::new(&a).session(2).await;
     for round in 0..ROUNDS {
         // GETs on pair 0 (the window decides), POSTs on pair 1 (window and token).
@@ -1034,4 +1070,148 @@ async fn a_tls_redis_with_a_password_is_reached_through_its_ca_file() {
         "{}",
         checked.stdout
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_load_runs_nothing_twice() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use mte_relay_client::RequestOutcome;
+    const REQUESTS: usize = 400;
+    const WORKERS: usize = 8;
+    let redis = RedisServer::start();
+    let upstream = RecordingUpstream::start().await;
+    let a = replica(&upstream.upstream.url(), &redis.url(), &[]);
+    let mut b = replica(&upstream.upstream.url(), &redis.url(), &[]);
+    let balancer = RoundRobin::start(vec![a.addr(), b.addr()]).await;
+    let client = client_of(balancer.url(), 4);
+    within("pairing", client.connect()).await.expect("pairs");
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let results: Arc<Mutex<Vec<(usize, Result<u16, RequestOutcome>)>>> = Arc::default();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..WORKERS {
+        let (client, next, finished, results) = (
+            client.clone(),
+            next.clone(),
+            finished.clone(),
+            results.clone(),
+        );
+        workers.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= REQUESTS {
+                    return;
+                }
+                let request = Request::post(format!("/item?n={n}"))
+                    .body(Bytes::from(format!("{n}")))
+                    .expect("request");
+                let result = match client.send(request).await {
+                    Ok(response) => Ok(response.status().as_u16()),
+                    Err(error) => Err(error.outcome()),
+                };
+                results.lock().expect("lock").push((n, result));
+                finished.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    within("a quarter of the load", async {
+        while finished.load(Ordering::Relaxed) < REQUESTS / 4 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    b.kill();
+    within("the rest of the load", async {
+        while workers.join_next().await.is_some() {}
+    })
+    .await;
+
+    let mut ran = vec![0usize; REQUESTS];
+    for seen in upstream.seen() {
+        let n: usize = seen
+            .target
+            .trim_start_matches("/item?n=")
+            .parse()
+            .expect("target names its request");
+        ran[n] += 1;
+    }
+    let results = results.lock().expect("lock").clone();
+    assert_eq!(results.len(), REQUESTS);
+    let (mut succeeded, mut failed) = (0, 0);
+    for (n, result) in &results {
+        assert!(ran[*n] <= 1, "request {n} ran {} times", ran[*n]);
+        match result {
+            Ok(200) => {
+                succeeded += 1;
+                assert_eq!(ran[*n], 1, "request {n} succeeded, so it ran once");
+            }
+            Ok(status) => panic!("request {n}: status {status}"),
+            // A copy was forwarded under this token: it ran, or its forwarding was cut
+            // short when the replica died (an upstream that never got the whole body
+            // did not run it). Never run twice either way.
+            Err(RequestOutcome::Ran) => failed += 1,
+            Err(RequestOutcome::NotRun) => {
+                failed += 1;
+                assert_eq!(ran[*n], 0, "request {n} reported as not run");
+            }
+            Err(RequestOutcome::Unknown) => failed += 1,
+        }
+    }
+    // Only requests in flight at the kill may fail; the client's safe resends and
+    // every later request go to the surviving replica.
+    assert!(failed <= WORKERS, "{failed} failed, {succeeded} succeeded");
+    // The upstream ran every success once, and beyond them at most the failures.
+    let upstream_count: usize = ran.iter().sum();
+    assert!(
+        upstream_count >= succeeded && upstream_count - succeeded <= failed,
+        "upstream ran {upstream_count}, {succeeded} succeeded, {failed} failed"
+    );
+    eprintln!(
+        "killed mid-load: {succeeded} succeeded, {failed} failed, served {:?}",
+        balancer.served()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_both_replicas_needs_no_new_pairing() {
+    let redis = RedisServer::start();
+    let upstream = RecordingUpstream::start().await;
+    let (upstream_url, redis_url) = (upstream.upstream.url(), redis.url());
+    let env = [
+        ("UPSTREAM", upstream_url.as_str()),
+        ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
+        ("REDIS_URL", redis_url.as_str()),
+        ("STORE_KEY", STORE_KEY),
+    ];
+    let mut a = Relay::start(&env);
+    let mut b = Relay::start(&env);
+    let (port_a, port_b) = (a.addr().port(), b.addr().port());
+    let balancer = RoundRobin::start(vec![a.addr(), b.addr()]).await;
+    let client = client_of(balancer.url(), 2);
+    let get = || Request::get("/both").body(Bytes::new()).expect("request");
+    for _ in 0..4 {
+        assert_eq!(send(&client, get()).await.0, 200);
+    }
+    let pairs = client.pair_ids();
+    a.kill();
+    b.kill();
+    let a = Relay::start_on_port(port_a, &env);
+    let b = Relay::start_on_port(port_b, &env);
+    for _ in 0..6 {
+        assert_eq!(send(&client, get()).await.0, 200);
+    }
+    assert_eq!(client.pair_ids(), pairs, "the same pairs");
+    let pairings: usize = [&a, &b]
+        .iter()
+        .map(|relay| {
+            access_lines(relay)
+                .iter()
+                .filter(|json| json["route"] == "pair")
+                .count()
+        })
+        .sum();
+    assert_eq!(pairings, 0, "no pairing after the restart");
 }
