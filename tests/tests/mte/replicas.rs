@@ -1090,7 +1090,9 @@ async fn a_replica_killed_mid_load_runs_nothing_twice() {
 
     let next = Arc::new(AtomicUsize::new(0));
     let finished = Arc::new(AtomicUsize::new(0));
-    let results: Arc<Mutex<Vec<(usize, Result<u16, RequestOutcome>)>>> = Arc::default();
+    // Each request's number and its status, or the outcome the client reported.
+    type Results = Vec<(usize, Result<u16, RequestOutcome>)>;
+    let results: Arc<Mutex<Results>> = Arc::default();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..WORKERS {
         let (client, next, finished, results) = (
