@@ -10,6 +10,7 @@ use mte_relay::cli::demo::{DEMO_CHAIN, DemoAdapters};
 
 use crate::error::BenchError;
 use crate::load::{Load, run_scenario};
+use crate::redis::RedisServer;
 use crate::relay::{RelayOptions, RelayProcess};
 use crate::report::Report;
 use crate::scenario::Scenario;
@@ -89,16 +90,42 @@ pub async fn compare(
         quiet_options.extra_env = vec![("METRICS".to_owned(), "false".to_owned())];
         without_metrics = Some(start_relay(quiet_options).await?);
     }
+    // The shared store's cost: a relay whose pairs live in a Redis of its own.
+    let (mut with_redis, mut _redis): (Option<RelayProcess>, Option<RedisServer>) = (None, None);
+    if options.scenarios.contains(&Scenario::MkeRedis) {
+        let server = RedisServer::start()?;
+        let mut redis_options = relay_options.clone();
+        redis_options.extra_env = vec![
+            ("REDIS_URL".to_owned(), server.url()),
+            ("STORE_KEY".to_owned(), BENCH_STORE_KEY.to_owned()),
+        ];
+        with_redis = Some(start_relay(redis_options).await?);
+        _redis = Some(server);
+    }
     let mut reports = Vec::with_capacity(options.scenarios.len());
     for &scenario in &options.scenarios {
         let serving = match scenario {
             Scenario::Direct => None,
             Scenario::MkeAdapters => with_adapters.as_mut().map(|(relay, _)| relay),
             Scenario::MkeNoMetrics => without_metrics.as_mut(),
+            Scenario::MkeRedis => with_redis.as_mut(),
             _ => Some(&mut relay),
         };
         let addr = serving.as_ref().map_or(upstream, |relay| relay.addr());
-        let report = run_scenario(scenario, &origin(addr)?, options.pairs, &options.load).await?;
+        let round_trips = |relay: &Option<&mut RelayProcess>| {
+            relay
+                .as_ref()
+                .filter(|_| scenario == Scenario::MkeRedis)
+                .and_then(|relay| relay.metric("mte_relay_store_round_trips_total"))
+        };
+        let before = round_trips(&serving);
+        let mut report =
+            run_scenario(scenario, &origin(addr)?, options.pairs, &options.load).await?;
+        if let (Some(before), Some(after)) = (before, round_trips(&serving)) {
+            // Pairing and the scrapes' own reads are included: a few over the run.
+            let requests = report.requests().max(1);
+            report.store_round_trips_per_request = Some((after - before) / requests as f64);
+        }
         if serving.is_some_and(|relay| !relay.is_running()) {
             return Err(BenchError::Relay {
                 binary: options.relay_bin.clone(),
@@ -110,6 +137,9 @@ pub async fn compare(
     }
     Ok(reports)
 }
+
+/// The `STORE_KEY` of the `mke-redis` relay.
+const BENCH_STORE_KEY: &str = "a-store-key-for-the-load-generator-0123456789";
 
 /// Starts a relay process off the async threads (startup blocks on its output).
 async fn start_relay(options: RelayOptions) -> Result<RelayProcess, BenchError> {

@@ -13,6 +13,7 @@
 pub mod compare;
 pub mod error;
 pub mod load;
+pub mod redis;
 pub mod relay;
 pub mod report;
 pub mod scenario;

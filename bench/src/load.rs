@@ -221,6 +221,7 @@ pub async fn run_scenario(
         failures,
         elapsed,
         latencies: Latencies::from_nanos(samples),
+        store_round_trips_per_request: None,
     })
 }
 

@@ -36,6 +36,8 @@ pub struct RelayOptions {
 pub struct RelayProcess {
     child: Child,
     addr: SocketAddr,
+    /// The admin listener (metrics), from the `admin listening` line.
+    admin: Option<SocketAddr>,
 }
 
 type Tail = Arc<Mutex<VecDeque<String>>>;
@@ -148,7 +150,33 @@ impl RelayProcess {
             let _ = child.wait();
             fail(format!("logged an unparsable address {address:?}"))
         })?;
-        Ok(RelayProcess { child, addr })
+        // Logged before `listening`, so already in the tail.
+        let admin = tail.lock().ok().and_then(|lines| {
+            lines.iter().find_map(|line| {
+                let json: serde_json::Value = serde_json::from_str(line).ok()?;
+                (json["message"] == "admin listening")
+                    .then(|| json["address"].as_str()?.parse().ok())?
+            })
+        });
+        Ok(RelayProcess { child, addr, admin })
+    }
+
+    /// The relay's counter `name` from its `/metrics` (the sum over its series).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.admin?).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        let values: Vec<f64> = text
+            .lines()
+            .filter(|line| line.starts_with(name) && line[name.len()..].starts_with([' ', '{']))
+            .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
     }
 
     /// The address the relay listens on.

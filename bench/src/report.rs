@@ -56,6 +56,9 @@ pub struct Report {
     pub elapsed: Duration,
     /// Latencies of the successful requests.
     pub latencies: Latencies,
+    /// Redis round trips per request (the relay's own count), for a scenario whose
+    /// relay keeps pairs in Redis.
+    pub store_round_trips_per_request: Option<f64>,
 }
 
 impl Report {
@@ -119,6 +122,15 @@ pub fn render_table(reports: &[Report]) -> String {
         );
     }
     for report in reports {
+        if let Some(commands) = report.store_round_trips_per_request {
+            let _ = writeln!(
+                table,
+                "\n{}: {commands:.2} Redis round trips per request",
+                report.scenario
+            );
+        }
+    }
+    for report in reports {
         for (class, (count, message)) in &report.failures {
             let _ = writeln!(
                 table,
@@ -155,6 +167,7 @@ mod tests {
             failures: BTreeMap::new(),
             elapsed: Duration::from_secs(secs),
             latencies: Latencies::from_nanos(vec![1_000_000, 2_000_000]),
+            store_round_trips_per_request: None,
         };
         let mut mke = report(Scenario::Mke, 100, 1);
         mke.failures

@@ -14,6 +14,9 @@ pub enum Scenario {
     /// MKE through a relay started with `METRICS=false`: with `mke`, the cost of
     /// recording the metrics, measured side by side.
     MkeNoMetrics,
+    /// MKE through a relay whose pairs live in Redis (a `redis-server` started for
+    /// the run): the shared store's cost, with Redis commands per request reported.
+    MkeRedis,
     /// MKE through a second relay that runs the example adapter chain
     /// `[api-key-auth, header-rewrite, usage-log]` on every request.
     MkeAdapters,
@@ -24,11 +27,12 @@ pub enum Scenario {
 impl Scenario {
     /// All scenarios in the order `compare` runs them (the baseline first, and the
     /// adapter chain right after plain MKE, its point of comparison).
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Direct,
         Scenario::Passthrough,
         Scenario::Mke,
         Scenario::MkeNoMetrics,
+        Scenario::MkeRedis,
         Scenario::MkeAdapters,
         Scenario::Mte,
     ];
@@ -40,6 +44,7 @@ impl Scenario {
             Scenario::Passthrough => "passthrough",
             Scenario::Mke => "mke",
             Scenario::MkeNoMetrics => "mke-no-metrics",
+            Scenario::MkeRedis => "mke-redis",
             Scenario::MkeAdapters => "mke-adapters",
             Scenario::Mte => "mte",
         }
@@ -49,7 +54,11 @@ impl Scenario {
     pub fn encrypted(self) -> bool {
         matches!(
             self,
-            Scenario::Mke | Scenario::MkeNoMetrics | Scenario::MkeAdapters | Scenario::Mte
+            Scenario::Mke
+                | Scenario::MkeNoMetrics
+                | Scenario::MkeRedis
+                | Scenario::MkeAdapters
+                | Scenario::Mte
         )
     }
 }

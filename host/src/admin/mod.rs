@@ -144,6 +144,9 @@ async fn scrape(scrape: &Scrape) -> Response<Full<Bytes>> {
         _ => None,
     };
     metrics.set_gauges(pairs, (scrape.in_flight)());
+    if let Some(round_trips) = scrape.store.round_trips() {
+        metrics.set_store_round_trips(round_trips);
+    }
     match metrics.encode() {
         Ok(text) => {
             let mut response = Response::new(Full::new(Bytes::from(text)));

@@ -143,6 +143,9 @@ pub struct Metrics {
     pairings: Family<PairingLabels, Counter>,
     pairs: Gauge,
     in_flight: Gauge,
+    store_round_trips: Counter,
+    /// The store's round-trip count at the last scrape.
+    round_trips_seen: std::sync::atomic::AtomicU64,
     pub store: std::sync::Arc<StoreMetrics>,
 }
 
@@ -248,6 +251,12 @@ impl Metrics {
             "Pair store operations that failed (store-unavailable)",
             store.errors.clone(),
         );
+        let store_round_trips = Counter::default();
+        registry.register(
+            "store_round_trips",
+            "Network round trips to Redis (a command or a pipeline each); none in memory",
+            store_round_trips.clone(),
+        );
         let build = Family::<VersionLabels, Gauge>::default();
         build
             .get_or_create(&VersionLabels {
@@ -268,6 +277,8 @@ impl Metrics {
             pairings,
             pairs,
             in_flight,
+            store_round_trips,
+            round_trips_seen: std::sync::atomic::AtomicU64::new(0),
             store: std::sync::Arc::new(store),
         }
     }
@@ -278,6 +289,14 @@ impl Metrics {
         collector: Box<dyn prometheus_client::collector::Collector>,
     ) {
         self.registry.register_collector(collector);
+    }
+
+    /// Brings the round-trip counter up to the store's own count.
+    pub fn set_store_round_trips(&self, total: u64) {
+        let seen = self
+            .round_trips_seen
+            .swap(total, std::sync::atomic::Ordering::Relaxed);
+        self.store_round_trips.inc_by(total.saturating_sub(seen));
     }
 
     /// Sets the gauges read at scrape time.

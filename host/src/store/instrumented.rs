@@ -135,4 +135,8 @@ impl PairStore for InstrumentedStore {
     fn check(&self) -> StoreFuture<'_, Result<(), StoreError>> {
         self.timed("check", self.inner.check())
     }
+
+    fn round_trips(&self) -> Option<u64> {
+        self.inner.round_trips()
+    }
 }

@@ -298,6 +298,12 @@ pub trait PairStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Whether the store can serve now (readiness).
     fn check(&self) -> StoreFuture<'_, Result<(), StoreError>>;
+
+    /// Network round trips to a backing service so far (a command or a pipeline each);
+    /// `None` for a store in this process.
+    fn round_trips(&self) -> Option<u64> {
+        None
+    }
 }
 
 #[cfg(test)]

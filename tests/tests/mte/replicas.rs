@@ -1217,3 +1217,57 @@ async fn restarting_both_replicas_needs_no_new_pairing() {
         .sum();
     assert_eq!(pairings, 0, "no pairing after the restart");
 }
+
+/// With its keys cached, a request costs one Redis round trip (its commit); a
+/// non-idempotent one a second, for its resend token. Counted by the relay itself
+/// (`mte_relay_store_round_trips_total`), scraped around ten requests of each kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_costs_one_redis_round_trip_and_a_post_two() {
+    let redis = RedisServer::start();
+    let upstream = RecordingUpstream::start().await;
+    let relay = replica(&upstream.upstream.url(), &redis.url(), &[]);
+    let client = client_of(format!("http://{}", relay.addr()), 1);
+    let round_trips = || async {
+        let scrape = mte_relay_tests::client::get(relay.admin_addr(), "admin", "/metrics").await;
+        let text = String::from_utf8(mte_relay_tests::client::body_bytes(scrape).await.to_vec())
+            .expect("utf-8");
+        text.lines()
+            .find_map(|line| line.strip_prefix("mte_relay_store_round_trips_total "))
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .expect("the round-trip counter")
+    };
+    // The first request pairs and loads the pair into the cache.
+    assert_eq!(
+        send(
+            &client,
+            Request::get("/warm").body(Bytes::new()).expect("request")
+        )
+        .await
+        .0,
+        200
+    );
+    // Each scrape itself costs one round trip (it counts the pairs).
+    let before = round_trips().await;
+    for _ in 0..10 {
+        let request = Request::get("/get").body(Bytes::new()).expect("request");
+        assert_eq!(send(&client, request).await.0, 200);
+    }
+    let after_gets = round_trips().await;
+    assert_eq!(
+        after_gets - before,
+        10 + 1,
+        "one per GET, plus the scrape's count"
+    );
+    for _ in 0..10 {
+        let request = Request::post("/post")
+            .body(Bytes::from_static(b"{}"))
+            .expect("request");
+        assert_eq!(send(&client, request).await.0, 200);
+    }
+    let after_posts = round_trips().await;
+    assert_eq!(
+        after_posts - after_gets,
+        20 + 1,
+        "two per POST, plus the scrape's count"
+    );
+}

@@ -517,6 +517,10 @@ impl PairStore for RedisPairStore {
         })
     }
 
+    fn round_trips(&self) -> Option<u64> {
+        Some(self.connection.round_trips())
+    }
+
     fn check(&self) -> StoreFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let info: redis::Value = redis::cmd("INFO")
