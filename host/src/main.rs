@@ -238,6 +238,19 @@ async fn serve_until_signal(
     {
         telemetry::log_startup(&loaded.config, &loaded.warnings);
         let backends = open_store(&loaded.config.store)?;
+        // The admin listener comes first: liveness answers while the adapters compile,
+        // and readiness says `starting` until the data listener is bound.
+        let readiness = Arc::new(Readiness::new(backends.pairs.clone()));
+        let admin_settings = loaded.config.admin;
+        let admin = AdminServer::bind(admin_settings).await.with_context(|| {
+            format!(
+                "cannot listen for admin on {}:{} (ADMIN_BIND, ADMIN_PORT)",
+                admin_settings.bind_address, admin_settings.port
+            )
+        })?;
+        let admin_address = admin.local_addr().map_err(anyhow::Error::from)?;
+        tracing::info!(address = %admin_address, "admin listening");
+        let admin = admin.spawn(readiness.clone());
         let adapters = Adapters::load(&loaded.config, backends.adapter_kv)
             .await
             .map_err(|error| StartError::Config(error.to_string()))?;
@@ -276,25 +289,13 @@ async fn serve_until_signal(
                     .min(state.config.resend.window),
             ),
         );
-        let readiness = Arc::new(Readiness::new(state.mte.store.clone()));
-        let admin = AdminServer::bind(state.config.admin)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen for admin on {}:{} (ADMIN_BIND, ADMIN_PORT)",
-                    state.config.admin.bind_address, state.config.admin.port
-                )
-            })?;
-        let admin_address = admin.local_addr().map_err(anyhow::Error::from)?;
-        tracing::info!(address = %admin_address, "admin listening");
         let permits = state.mte_permits.clone();
         let pool_size = state.config.pool_size;
-        let scrape = Scrape {
+        admin.serve_metrics(metrics.map(|metrics| Scrape {
             metrics,
             store: state.mte.store.clone(),
             in_flight: Box::new(move || pool_size.saturating_sub(permits.available_permits())),
-        };
-        let admin_task = admin.spawn(readiness.clone(), scrape);
+        }));
         let server = Server::bind(state.clone()).await.with_context(|| {
             format!(
                 "cannot listen on {}:{}",
@@ -307,14 +308,23 @@ async fn serve_until_signal(
         tracing::info!(address = %address, "listening");
         on_listening(address);
         let draining = readiness.clone();
+        let delay = state.config.timeouts.shutdown_delay;
         let drained = server
             .run(async move {
                 shutdown_signal().await;
-                // Probes answer 503 from here on, so load balancers stop sending.
+                // Probes answer 503 from here on, so load balancers stop sending; the
+                // listener stays open for SHUTDOWN_DELAY_SECS while they notice.
                 draining.mark_shutting_down();
+                if !delay.is_zero() {
+                    tracing::info!(
+                        delay_secs = delay.as_secs(),
+                        "shutdown begun: readiness fails, still accepting until the delay ends"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
             })
             .await;
-        admin_task.abort();
+        admin.stop();
         if let Some(adapters) = &state.adapters {
             adapters.shutdown().await;
         }

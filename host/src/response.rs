@@ -8,6 +8,11 @@ use mte_relay_protocol::registry::{ClientReaction, ERROR_HEADER, ErrorBody, Erro
 
 use crate::body::{RelayBody, full};
 
+/// Marks a response the relay wrote itself as a refusal, so that the end of the request
+/// can tell it from an upstream's answer that carries a header of the same name.
+#[derive(Clone, Copy, Debug)]
+pub struct RelayRefusal;
+
 /// A registry error: the registry's status, `x-mte-relay-error: <token>`, and an
 /// [`ErrorBody`]. `message` must never contain secrets or plaintext of MTE requests.
 pub fn registry_error(reason: ErrorReason, message: impl Into<String>) -> Response<RelayBody> {
@@ -22,6 +27,7 @@ pub fn registry_error(reason: ErrorReason, message: impl Into<String>) -> Respon
     if reason.reaction() == ClientReaction::BackOff {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
     }
+    response.extensions_mut().insert(RelayRefusal);
     response
 }
 

@@ -1,6 +1,7 @@
 //! The admin listener: liveness, readiness (and metrics), on a port of its own
 //! (`ADMIN_PORT`, default 9090), never on the port clients reach, so probes and scrapes
-//! need no domain, pass no admission bound and show nothing to the internet.
+//! need no domain and pass no admission bound, and the port can be kept off the
+//! public side (`ADMIN_BIND`).
 //!
 //! - `GET /healthz`: 200 while the process serves (liveness);
 //! - `GET /readyz`: 200 when ready, else 503 with the reason ([`readiness`]);
@@ -30,18 +31,38 @@ use crate::store::PairStore;
 /// What `/metrics` reads besides the metrics themselves: the gauges sampled at
 /// scrape time.
 pub struct Scrape {
-    /// `None` with `METRICS=false`.
-    pub metrics: Option<Arc<Metrics>>,
+    pub metrics: Arc<Metrics>,
     /// Counted at each scrape (with Redis, over every replica).
     pub store: Arc<dyn PairStore>,
     /// MTE requests in flight now.
     pub in_flight: Box<dyn Fn() -> usize + Send + Sync>,
 }
 
-/// Everything the admin listener answers from.
+/// Everything the admin listener answers from. The listener binds before the
+/// adapters load (so liveness answers while they compile); the metrics arrive once
+/// the relay's state is built.
 struct Admin {
     readiness: Arc<Readiness>,
-    scrape: Scrape,
+    /// Unset while starting; `None` with `METRICS=false`.
+    scrape: std::sync::OnceLock<Option<Scrape>>,
+}
+
+/// The running admin listener.
+pub struct AdminHandle {
+    admin: Arc<Admin>,
+    task: JoinHandle<()>,
+}
+
+impl AdminHandle {
+    /// Serves `/metrics` from `scrape` from now on (`None`: metrics are off).
+    pub fn serve_metrics(&self, scrape: Option<Scrape>) {
+        let _ = self.admin.scrape.set(scrape);
+    }
+
+    /// Stops the listener (at process exit).
+    pub fn stop(self) {
+        self.task.abort();
+    }
 }
 
 /// How long an admin client may take to send its request head.
@@ -67,9 +88,14 @@ impl AdminServer {
 
     /// Serves on a task of its own until the task is aborted (at process exit), so
     /// probes keep their answers through a graceful shutdown.
-    pub fn spawn(self, readiness: Arc<Readiness>, scrape: Scrape) -> JoinHandle<()> {
-        let admin = Arc::new(Admin { readiness, scrape });
-        tokio::spawn(async move {
+    pub fn spawn(self, readiness: Arc<Readiness>) -> AdminHandle {
+        let admin = Arc::new(Admin {
+            readiness,
+            scrape: std::sync::OnceLock::new(),
+        });
+        let serving = admin.clone();
+        let task = tokio::spawn(async move {
+            let admin = serving;
             loop {
                 let (stream, _) = match self.listener.accept().await {
                     Ok(accepted) => accepted,
@@ -95,7 +121,8 @@ impl AdminServer {
                     }
                 });
             }
-        })
+        });
+        AdminHandle { admin, task }
     }
 }
 
@@ -109,7 +136,17 @@ async fn answer(admin: &Admin, request: Request<Incoming>) -> Response<Full<Byte
     }
     match request.uri().path() {
         "/healthz" => json(StatusCode::OK, serde_json::json!({ "status": "ok" })),
-        "/metrics" => scrape(&admin.scrape).await,
+        "/metrics" => match admin.scrape.get() {
+            Some(Some(scrape)) => metrics_answer(scrape).await,
+            Some(None) => json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({ "error": "metrics are off (METRICS=false)" }),
+            ),
+            None => json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({ "error": "starting: the metrics are not set up yet" }),
+            ),
+        },
         "/readyz" => match admin.readiness.check().await {
             Ok(()) => json(StatusCode::OK, serde_json::json!({ "ready": true })),
             Err(not_ready) => json(
@@ -132,13 +169,8 @@ async fn answer(admin: &Admin, request: Request<Incoming>) -> Response<Full<Byte
 /// it was.
 const PAIR_COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-async fn scrape(scrape: &Scrape) -> Response<Full<Bytes>> {
-    let Some(metrics) = &scrape.metrics else {
-        return json(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({ "error": "metrics are off (METRICS=false)" }),
-        );
-    };
+async fn metrics_answer(scrape: &Scrape) -> Response<Full<Bytes>> {
+    let metrics = &scrape.metrics;
     let pairs = match tokio::time::timeout(PAIR_COUNT_TIMEOUT, scrape.store.pair_count()).await {
         Ok(Ok(pairs)) => Some(pairs),
         _ => None,

@@ -19,18 +19,18 @@ pub struct HealthArgs {
     /// down) instead of liveness (`/healthz`).
     #[arg(long)]
     pub ready: bool,
-    /// The admin listener to probe, as HOST:PORT. Default: ADMIN_BIND (or
-    /// BIND_ADDRESS; a wildcard address means loopback) and ADMIN_PORT (9090) from the
-    /// environment.
+    /// The admin listener to probe, as HOST:PORT (a name or an IP address). Default:
+    /// ADMIN_BIND (or BIND_ADDRESS; a wildcard address means loopback) and ADMIN_PORT
+    /// (9090) from the environment.
     #[arg(long, value_name = "HOST:PORT")]
-    pub address: Option<SocketAddr>,
+    pub address: Option<String>,
 }
 
 pub fn run(args: HealthArgs) -> ExitCode {
     let address = match args.address {
         Some(address) => address,
         None => match address_from_env() {
-            Ok(address) => address,
+            Ok(address) => address.to_string(),
             Err(problem) => {
                 eprintln!("mte-relay health: {problem}");
                 return ExitCode::FAILURE;
@@ -48,8 +48,8 @@ pub fn run(args: HealthArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let answer =
-        runtime.block_on(async { tokio::time::timeout(PROBE_TIMEOUT, probe(address, path)).await });
+    let answer = runtime
+        .block_on(async { tokio::time::timeout(PROBE_TIMEOUT, probe(&address, path)).await });
     match answer {
         Ok(Ok((200, body))) => {
             println!("{body}");
@@ -108,7 +108,7 @@ fn loopback_for_wildcard(ip: IpAddr) -> IpAddr {
 }
 
 /// One HTTP/1.1 GET; returns the status and the body as text.
-async fn probe(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+async fn probe(address: &str, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = tokio::net::TcpStream::connect(address).await?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;

@@ -108,6 +108,9 @@ pub struct Timeouts {
     pub body_idle: Duration,
     /// How long in-flight requests may run after SIGTERM/SIGINT before the relay exits.
     pub shutdown_grace: Duration,
+    /// After SIGTERM/SIGINT, how long the relay keeps accepting while `/readyz` already
+    /// fails, so load balancers stop sending before the listener closes.
+    pub shutdown_delay: Duration,
     /// How long a client may take to send a request head (slow-header defence).
     pub client_header_read: Duration,
 }
@@ -315,6 +318,7 @@ impl Globals {
                 upstream_response: seconds(env, "UPSTREAM_RESPONSE_TIMEOUT_SECS", 60.0)?,
                 body_idle: seconds(env, "BODY_IDLE_TIMEOUT_SECS", 60.0)?,
                 shutdown_grace: seconds(env, "SHUTDOWN_GRACE_SECS", 30.0)?,
+                shutdown_delay: Duration::from_secs(ranged(env, "SHUTDOWN_DELAY_SECS", 0, 0, 300)?),
                 client_header_read: seconds(env, "CLIENT_HEADER_TIMEOUT_SECS", 30.0)?,
             },
             limits: BodyLimits {

@@ -35,6 +35,7 @@ pub fn redacted_config(config: &Config) -> Value {
         "upstream_response_timeout_secs": config.timeouts.upstream_response.as_secs_f64(),
         "body_idle_timeout_secs": config.timeouts.body_idle.as_secs_f64(),
         "shutdown_grace_secs": config.timeouts.shutdown_grace.as_secs_f64(),
+        "shutdown_delay_secs": config.timeouts.shutdown_delay.as_secs(),
         "client_header_timeout_secs": config.timeouts.client_header_read.as_secs_f64(),
         "trusted_proxies": config.trusted_proxies.describe(),
         "upstream_ca_file": config.upstream_tls.ca_file.as_ref().map(|path| path.display().to_string()),

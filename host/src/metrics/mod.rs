@@ -293,10 +293,14 @@ impl Metrics {
 
     /// Brings the round-trip counter up to the store's own count.
     pub fn set_store_round_trips(&self, total: u64) {
+        // Two scrapes at once (redundant Prometheus servers) must not count a gap
+        // twice: only the one that moves the high-water mark adds the difference.
         let seen = self
             .round_trips_seen
-            .swap(total, std::sync::atomic::Ordering::Relaxed);
-        self.store_round_trips.inc_by(total.saturating_sub(seen));
+            .fetch_max(total, std::sync::atomic::Ordering::Relaxed);
+        if total > seen {
+            self.store_round_trips.inc_by(total - seen);
+        }
     }
 
     /// Sets the gauges read at scrape time.
@@ -376,6 +380,8 @@ impl RequestObserver for Metrics {
                 .inc();
         }
         if route == PAIRING_ROUTE {
+            // `failed`: the client left before the answer (499), or an answer without
+            // a registry reason.
             let result = match request.reason {
                 Some(reason) => reason.token(),
                 None if (200..300).contains(&request.status) => "ok",

@@ -24,14 +24,13 @@ struct ProcessStats {
 
 impl ProcessStats {
     fn read() -> ProcessStats {
-        let page = page_size();
         let ticks = clock_ticks();
         let stat = std::fs::read_to_string("/proc/self/stat").ok();
         let fields = stat.as_deref().and_then(stat_fields);
         let field =
             |index: usize| -> Option<f64> { fields.as_ref()?.get(index)?.parse::<f64>().ok() };
         // Fields after the command, 0-based from `state` (field 3 of proc(5)):
-        // utime 11, stime 12, starttime 19, rss 21.
+        // utime 11, stime 12, starttime 19.
         let cpu_seconds = match (field(11), field(12)) {
             (Some(user), Some(system)) => Some((user + system) / ticks),
             _ => None,
@@ -41,7 +40,10 @@ impl ProcessStats {
             (Some(start), Some(boot)) => Some(boot + start / ticks),
             _ => None,
         };
-        let resident_bytes = field(21).map(|pages| (pages * page) as i64);
+        // VmRSS is in kB whatever the page size (4, 16 or 64 KiB on aarch64 kernels).
+        let resident_bytes = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| parse_vm_rss_bytes(&status));
         let open_fds = std::fs::read_dir("/proc/self/fd")
             .ok()
             .map(|entries| entries.count() as i64);
@@ -81,13 +83,15 @@ fn boot_time_seconds() -> Option<f64> {
         .ok()
 }
 
-/// Linux's page size and clock tick on every platform the image targets; read from
-/// the auxiliary vector would need libc, and these two values have not changed on
-/// x86_64 or aarch64 Linux.
-fn page_size() -> f64 {
-    4096.0
+/// `VmRSS` of `/proc/self/status`, in bytes.
+fn parse_vm_rss_bytes(status: &str) -> Option<i64> {
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kilobytes: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kilobytes * 1024)
 }
 
+/// Linux's clock tick as `/proc` reports times: USER_HZ, 100 on every architecture
+/// the image targets (it is part of the kernel's user-space ABI).
 fn clock_ticks() -> f64 {
     100.0
 }
@@ -157,7 +161,12 @@ mod tests {
         assert_eq!(fields[11], "150", "utime");
         assert_eq!(fields[12], "50", "stime");
         assert_eq!(fields[19], "900", "starttime");
-        assert_eq!(fields[21], "321", "rss pages");
+    }
+
+    #[test]
+    fn resident_memory_is_read_in_bytes() {
+        let status = "Name:\tmte-relay\nVmRSS:\t   51200 kB\nThreads:\t4\n";
+        assert_eq!(parse_vm_rss_bytes(status), Some(51_200 * 1024));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::forwarded::Provenance;
 use crate::observe::Forwarded;
 use crate::pipeline;
 use crate::pipeline::passthrough;
-use crate::response::registry_error;
+use crate::response::{RelayRefusal, registry_error};
 use crate::state::AppState;
 use crate::telemetry::access::{CountingBody, UnansweredGuard};
 use crate::telemetry::{AccessLogBody, AccessRecord, RequestTimings, request_id};
@@ -134,11 +134,15 @@ fn finish(
     }
     record.status = response.status();
     // The relay's own refusals carry their registry token in the clear (sealed ones
-    // too, as advice); an upstream's header of that name on a pass-through answer
-    // is counted only when it names a registry reason.
-    record.reason = response
-        .headers()
-        .get(ERROR_HEADER)
+    // too, as advice). A pass-through answer carries the upstream's headers, and a
+    // header of that name there is the upstream's (another relay behind this one),
+    // not a refusal of this relay's: only the relay's own refusals on that route
+    // (which never reach the upstream's response) are counted.
+    let upstream_answered = record.forwarded == Some(Forwarded::PassThrough)
+        && response.extensions().get::<RelayRefusal>().is_none();
+    record.reason = (!upstream_answered)
+        .then(|| response.headers().get(ERROR_HEADER))
+        .flatten()
         .and_then(|value| value.to_str().ok())
         .and_then(ErrorReason::from_token);
     if let Some(phrase) = reason_phrase(response.status().as_u16()) {

@@ -188,3 +188,58 @@ async fn metrics_can_be_turned_off_and_probes_stay() {
     assert_eq!(status, 404, "{body}");
     assert_eq!(admin_get(&off, "/readyz").await.0, 200);
 }
+
+#[tokio::test]
+async fn a_shutdown_delay_keeps_accepting_while_readiness_fails() {
+    let upstream =
+        Upstream::start(|_| async { Response::new(full(Bytes::from_static(b"up"))) }).await;
+    let mut relay = Relay::start(&[
+        ("DOMAIN_MAP", &pass_all_map("api.example", &upstream.url())),
+        ("SHUTDOWN_DELAY_SECS", "2"),
+    ]);
+    relay.terminate();
+    let (status, body) = within("readiness to fail", async {
+        loop {
+            let answer = admin_get(&relay, "/readyz").await;
+            if answer.0 != 200 {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (503, Some("shutting-down"))
+    );
+    // Within the delay, a new connection is still served.
+    let late = get(relay.addr(), "api.example", "/late").await;
+    assert_eq!(late.status(), 200);
+    assert!(relay.wait_exit().success());
+}
+
+#[tokio::test]
+async fn an_upstream_error_header_on_a_pass_through_answer_is_not_a_refusal() {
+    let upstream = Upstream::start(|_| async {
+        let mut response = Response::new(full(Bytes::from_static(b"a relay behind a relay")));
+        *response.status_mut() = http::StatusCode::from_u16(565).expect("status");
+        response.headers_mut().insert(
+            "x-mte-relay-error",
+            http::HeaderValue::from_static("replay"),
+        );
+        response
+    })
+    .await;
+    let relay = Relay::start(&[("DOMAIN_MAP", &pass_all_map("api.example", &upstream.url()))]);
+    assert_eq!(get(relay.addr(), "api.example", "/x").await.status(), 565);
+    // The relay's own refusal (no domain) is counted.
+    assert_eq!(get(relay.addr(), "other.example", "/x").await.status(), 404);
+    let scrape = get(relay.admin_addr(), "admin", "/metrics").await;
+    let text = String::from_utf8(mte_relay_tests::client::body_bytes(scrape).await.to_vec())
+        .expect("utf-8");
+    assert!(!text.contains(r#"reason="replay""#), "{text}");
+    assert!(
+        text.contains(r#"mte_relay_refusals_total{domain="-",reason="domain-unknown"} 1"#),
+        "{text}"
+    );
+}

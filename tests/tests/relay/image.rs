@@ -201,6 +201,8 @@ async fn the_image_runs_as_nonroot_answers_its_probes_and_stops_cleanly() {
     let data: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     let through = get(data, "127.0.0.1", "/hello").await;
     assert_eq!(through.status(), 200);
+    let echo = get(data, "127.0.0.1", "/api/mte-echo?msg=image").await;
+    assert_eq!(echo.status(), 200);
     let top = podman.ok(&["top", &name, "user"]);
     assert!(
         !top.lines().skip(1).any(|user| user.trim() == "root"),
@@ -215,6 +217,25 @@ async fn the_image_runs_as_nonroot_answers_its_probes_and_stops_cleanly() {
     let logs = podman.run(&["logs", &name]);
     assert!(String::from_utf8_lossy(&logs.stdout).contains("\"stopped\""));
     podman.run(&["rm", "-f", &name]);
+
+    // A bad configuration: exit 2 and one line naming the variable.
+    let refused = podman.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-e",
+        "DOMAIN_MAP={",
+        &tag,
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("mte-relay:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("DOMAIN_MAP"), "{stderr}");
     podman.run(&["rmi", "-f", &tag, &base_tag]);
 }
 
