@@ -199,7 +199,7 @@ fn serve(loaded: Loaded) -> ExitCode {
 
 fn run_relay(loaded: Loaded) -> Result<(), StartError> {
     telemetry::init(&loaded.config.log).map_err(anyhow::Error::from)?;
-    runtime()?.block_on(serve_until_signal(loaded, |_| {}))
+    runtime()?.block_on(serve_until_signal(loaded, |_, _| {}))
 }
 
 fn demo(port: u16) -> ExitCode {
@@ -216,8 +216,8 @@ fn run_demo(port: u16) -> Result<(), StartError> {
         let loaded = mte_relay::cli::demo::config(upstream, port, &adapters)
             .map_err(|error| StartError::Config(format!("demo: {error}")))?;
         telemetry::init(&loaded.config.log).map_err(anyhow::Error::from)?;
-        serve_until_signal(loaded, move |relay| {
-            println!("{}", mte_relay::cli::demo::banner(relay, upstream));
+        serve_until_signal(loaded, move |relay, admin| {
+            println!("{}", mte_relay::cli::demo::banner(relay, admin, upstream));
         })
         .await
     })
@@ -230,10 +230,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Serves until SIGTERM or SIGINT; `on_listening` runs once the address is bound.
+/// Serves until SIGTERM or SIGINT; `on_listening` runs once the data address is bound,
+/// with it and the admin listener's address.
 async fn serve_until_signal(
     loaded: Loaded,
-    on_listening: impl FnOnce(std::net::SocketAddr),
+    on_listening: impl FnOnce(std::net::SocketAddr, std::net::SocketAddr),
 ) -> Result<(), StartError> {
     {
         telemetry::log_startup(&loaded.config, &loaded.warnings);
@@ -306,7 +307,7 @@ async fn serve_until_signal(
         // Bound: connections queue from here, and `run` accepts them at once.
         readiness.mark_serving();
         tracing::info!(address = %address, "listening");
-        on_listening(address);
+        on_listening(address, admin_address);
         let draining = readiness.clone();
         let delay = state.config.timeouts.shutdown_delay;
         let drained = server

@@ -142,13 +142,14 @@ pub fn config(
 }
 
 /// What the demo prints once it listens.
-pub fn banner(relay: SocketAddr, upstream: SocketAddr) -> String {
+pub fn banner(relay: SocketAddr, admin: SocketAddr, upstream: SocketAddr) -> String {
     let base = format!("http://localhost:{}", relay.port());
     let key = format!("-H 'x-api-key: {DEMO_API_KEY}'");
     format!(
         "\nMTE Relay demo\n\
          \x20 relay     {base}   (in-memory pair store)\n\
          \x20 upstream  http://{upstream}   (built-in demo API)\n\
+         \x20 admin     http://{admin}/metrics   (also /healthz and /readyz)\n\
          \x20 adapters  api-key-auth (key `{DEMO_API_KEY}`; /health is public), header-rewrite,\n\
          \x20           usage-log (a usage summary every {DEMO_TICK_SECS} s)\n\
          \n\

@@ -34,6 +34,28 @@ fn request_command_talks_to_the_demo() {
             .any(|line| line.contains("x-api-key: demo-key")),
         "the banner shows the demo key"
     );
+    // The banner names the metrics URL, and it answers.
+    let metrics_url = demo
+        .stdout
+        .snapshot()
+        .iter()
+        .find_map(|line| {
+            let at = line.find("http://")?;
+            let url = line[at..].split_whitespace().next()?;
+            url.ends_with("/metrics").then(|| url.to_owned())
+        })
+        .expect("the banner shows the metrics URL");
+    let admin: std::net::SocketAddr = metrics_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .parse()
+        .expect("an address");
+    let scrape = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(mte_relay_tests::client::get(admin, "admin", "/metrics"));
+    assert_eq!(scrape.status(), 200);
     let base = format!("http://localhost:{port}");
     let key = "x-api-key: demo-key";
 
