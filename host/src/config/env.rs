@@ -90,33 +90,87 @@ pub const LEGACY_VARIABLES: &[&str] = &[
 
 /// A snapshot of the relay's variables. A variable set to an empty (or blank) value
 /// counts as unset, as container orchestrators often template empty values.
+///
+/// Every variable may instead be given as a file, `NAME_FILE` (a mounted Secret), and a
+/// value's trailing line break is dropped (the usual `echo value | kubectl create
+/// secret`), so the same secret works from a file or from the environment.
 #[derive(Clone, Debug, Default)]
-pub struct Env(BTreeMap<String, String>);
+pub struct Env {
+    values: BTreeMap<String, String>,
+    /// Variables set in the environment that look like misspellings of ours.
+    warnings: Vec<String>,
+}
 
 impl Env {
-    /// Reads [`VARIABLES`] from the process environment.
+    /// Reads [`VARIABLES`] (and their `_FILE` forms) from the process environment.
     pub fn from_process() -> Result<Self, ConfigError> {
+        let mut env = Env::from_lookup(|name| match std::env::var(name) {
+            Ok(value) => Ok(Some(value)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(ConfigError::new(name, "not valid UTF-8"))
+            }
+        })?;
+        let present: Vec<String> = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect();
+        env.warnings = misspelt_variables(present.iter().map(String::as_str));
+        Ok(env)
+    }
+
+    /// Reads [`VARIABLES`] through `lookup`, with their `_FILE` forms.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Result<Option<String>, ConfigError>,
+    ) -> Result<Self, ConfigError> {
         let mut values = BTreeMap::new();
         for &name in VARIABLES {
-            match std::env::var(name) {
-                Ok(value) => {
-                    values.insert(name.to_owned(), value);
+            let file_name = format!("{name}{FILE_SUFFIX}");
+            let direct = lookup(name)?.filter(|value| !value.trim().is_empty());
+            // `ADAPTERS_FILE` is a variable of its own (a watched file of declarations),
+            // not the file form of `ADAPTERS`.
+            let from_file = if VARIABLES.contains(&file_name.as_str()) {
+                None
+            } else {
+                lookup(&file_name)?.filter(|value| !value.trim().is_empty())
+            };
+            let value = match (direct, from_file) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::new(
+                        name,
+                        format!("set either {name} or {file_name}, not both"),
+                    ));
                 }
-                Err(std::env::VarError::NotPresent) => {}
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err(ConfigError::new(name, "not valid UTF-8"));
-                }
-            }
+                (Some(value), None) => value,
+                (None, Some(path)) => std::fs::read_to_string(path.trim()).map_err(|error| {
+                    ConfigError::new(
+                        &file_name,
+                        format!("cannot read {:?}: {error}", path.trim()),
+                    )
+                })?,
+                (None, None) => continue,
+            };
+            values.insert(name.to_owned(), without_trailing_line_break(value));
         }
-        Ok(Env(values))
+        Ok(Env {
+            values,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// Warnings about the environment itself (misspelt variable names).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// An environment made of these pairs only.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Env(pairs
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value.to_owned()))
-            .collect())
+        Env {
+            values: pairs
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect(),
+            warnings: Vec::new(),
+        }
     }
 
     /// The value, or `None` when unset or blank.
@@ -127,7 +181,7 @@ impl Env {
             VARIABLES.contains(&name),
             "{name} is read but not in env::VARIABLES"
         );
-        self.0
+        self.values
             .get(name)
             .map(String::as_str)
             .filter(|value| !value.trim().is_empty())
@@ -135,5 +189,140 @@ impl Env {
 
     pub fn is_set(&self, name: &str) -> bool {
         self.get(name).is_some()
+    }
+}
+
+/// The suffix of a variable given as a file.
+const FILE_SUFFIX: &str = "_FILE";
+
+/// `value` without one trailing `\n` or `\r\n`.
+fn without_trailing_line_break(mut value: String) -> String {
+    if value.ends_with('\n') {
+        value.pop();
+        if value.ends_with('\r') {
+            value.pop();
+        }
+    }
+    value
+}
+
+/// Warnings for the `present` names that are not ours but close to one of ours (a
+/// misspelling would otherwise be ignored without a word), each with a did-you-mean.
+pub fn misspelt_variables<'a>(present: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for name in present {
+        let base = name.strip_suffix(FILE_SUFFIX).unwrap_or(name);
+        if VARIABLES.contains(&base) {
+            continue;
+        }
+        let closest = VARIABLES
+            .iter()
+            .map(|known| (edit_distance(base, known), *known))
+            .min();
+        if let Some((distance, known)) = closest {
+            // Close enough to be a slip: at most two edits, or a quarter of the name.
+            if distance > 0 && distance <= (known.len() / 4).max(2) {
+                warnings.push(format!(
+                    "{name} is not a variable the relay reads; did you mean {known}?"
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+/// Levenshtein distance over bytes (variable names are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(
+        pairs: &'a [(&'a str, &'a str)],
+    ) -> impl Fn(&str) -> Result<Option<String>, ConfigError> + 'a {
+        move |name| {
+            Ok(pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned()))
+        }
+    }
+
+    #[test]
+    fn a_variable_may_come_from_a_file_without_its_trailing_newline() {
+        let path = std::env::temp_dir().join(format!("mte-relay-env-{}", std::process::id()));
+        std::fs::write(&path, "a-secret-from-a-mounted-file\n").expect("write");
+        let path_text = path.to_str().expect("utf-8").to_owned();
+        let env = Env::from_lookup(lookup(&[
+            ("CLIENT_ID_SECRET_FILE", path_text.as_str()),
+            ("SECRET", "an-echoed-secret\r\n"),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            env.get("CLIENT_ID_SECRET"),
+            Some("a-secret-from-a-mounted-file")
+        );
+        assert_eq!(env.get("SECRET"), Some("an-echoed-secret"));
+        let both = Env::from_lookup(lookup(&[
+            ("CLIENT_ID_SECRET_FILE", path_text.as_str()),
+            ("CLIENT_ID_SECRET", "direct"),
+        ]))
+        .expect_err("both");
+        assert!(both.problem.contains("not both"), "{both}");
+        let _ = std::fs::remove_file(&path);
+        let missing = Env::from_lookup(lookup(&[("DOMAIN_MAP_FILE", "/nonexistent/map.json")]))
+            .expect_err("unreadable");
+        assert_eq!(missing.location, "DOMAIN_MAP_FILE");
+        // ADAPTERS_FILE keeps its own meaning: a path the relay reads itself.
+        let adapters =
+            Env::from_lookup(lookup(&[("ADAPTERS_FILE", "/etc/adapters.json")])).expect("valid");
+        assert_eq!(adapters.get("ADAPTERS_FILE"), Some("/etc/adapters.json"));
+        assert_eq!(adapters.get("ADAPTERS"), None);
+    }
+
+    #[test]
+    fn misspellings_get_a_did_you_mean_and_other_variables_nothing() {
+        let warnings = misspelt_variables(
+            [
+                "PASS_THRU_ROUTES",
+                "CORS_ORIGIN",
+                "MTE_ROUTE",
+                "PATH",
+                "HOME",
+                "HOSTNAME",
+                "MTE_RELAY_SERVICE_HOST",
+                "MTE_RELAY_PORT_80_TCP",
+                "KUBERNETES_SERVICE_PORT",
+                "UPSTREAM",
+                "SECRET_FILE",
+            ]
+            .into_iter(),
+        );
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(
+            warnings[0].contains("did you mean PASS_THROUGH_ROUTES?"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("did you mean CORS_ORIGINS?"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[2].contains("did you mean MTE_ROUTES?"),
+            "{warnings:?}"
+        );
     }
 }

@@ -136,7 +136,7 @@ impl Config {
 
     /// Reads and validates `env`. The first invalid setting is the error.
     pub fn from_env(env: &Env) -> Result<Loaded, ConfigError> {
-        let mut warnings = Vec::new();
+        let mut warnings = env.warnings().to_vec();
         let globals = globals::Globals::from_env(env)?;
         let domains = if let Some(map) = env.get("DOMAIN_MAP") {
             let shadowed: Vec<&str> = env::LEGACY_VARIABLES

@@ -264,3 +264,56 @@ fn version_prints_the_crate_version() {
         format!("mte-relay {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// Secrets from mounted files (with the trailing newline `echo` leaves), and a
+/// misspelt variable named with a did-you-mean instead of being ignored silently.
+#[test]
+fn variables_come_from_files_and_misspellings_are_named() {
+    let dir = std::env::temp_dir().join(format!("mte-relay-file-vars-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let secret_file = dir.join("CLIENT_ID_SECRET");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).expect("secret file");
+    let map_file = dir.join("domains.json");
+    std::fs::write(
+        &map_file,
+        format!(
+            r#"{{"api.example":{{"upstream":"http://127.0.0.1:9","client_id_secret":"{SECRET}"}}}}"#
+        ),
+    )
+    .expect("map file");
+    let checked = run(
+        &["check-config"],
+        &[
+            ("DOMAIN_MAP_FILE", map_file.to_str().expect("utf-8")),
+            ("SECRET_FILE", secret_file.to_str().expect("utf-8")),
+            ("PASS_THRU_ROUTES", "/health"),
+        ],
+    );
+    assert_eq!(checked.status.code(), Some(0), "{}", checked.stderr);
+    assert!(
+        checked.stdout.contains("\"api.example\""),
+        "{}",
+        checked.stdout
+    );
+    assert!(
+        checked.stderr.contains(
+            "PASS_THRU_ROUTES is not a variable the relay reads; did you mean PASS_THROUGH_ROUTES?"
+        ),
+        "{}",
+        checked.stderr
+    );
+    let both = run(
+        &["check-config"],
+        &[
+            ("UPSTREAM", "http://127.0.0.1:9"),
+            ("CLIENT_ID_SECRET", SECRET),
+            (
+                "CLIENT_ID_SECRET_FILE",
+                secret_file.to_str().expect("utf-8"),
+            ),
+        ],
+    );
+    assert_eq!(both.status.code(), Some(2));
+    assert!(both.stderr.contains("not both"), "{}", both.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
