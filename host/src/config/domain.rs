@@ -98,12 +98,25 @@ pub struct UpstreamTarget {
 impl UpstreamTarget {
     pub fn parse(raw: &str) -> Result<Self, String> {
         const NOT_A_URL: &str = "not an absolute http(s) URL";
-        let uri: Uri = raw.parse().map_err(|_| NOT_A_URL.to_owned())?;
+        // `backend:3000` parses as a URI with the scheme `backend`: say what was meant.
+        let suggestion = || {
+            let looks_like_host = !raw.contains("://")
+                && !raw.starts_with('/')
+                && raw
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.:_/[]".contains(c));
+            if looks_like_host && !raw.is_empty() {
+                format!("{raw:?} is {NOT_A_URL}; did you mean \"http://{raw}\"?")
+            } else {
+                NOT_A_URL.to_owned()
+            }
+        };
+        let uri: Uri = raw.parse().map_err(|_| suggestion())?;
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
-            return Err(NOT_A_URL.to_owned());
+            return Err(suggestion());
         };
         if !matches!(scheme.as_str(), "http" | "https") {
-            return Err(NOT_A_URL.to_owned());
+            return Err(suggestion());
         }
         if authority.as_str().contains('@') {
             return Err("credentials in the URL are not allowed; use `headers`".to_owned());
@@ -289,7 +302,13 @@ impl RawDomain {
                 "client_id_previous_secrets" => {
                     raw.client_id_previous_secrets = strings(&at, value)?
                 }
-                "cors_origins" => raw.cors_origins = strings(&at, value)?,
+                // A lone "*" (the product documents' form) is the list ["*"].
+                "cors_origins" => {
+                    raw.cors_origins = match value {
+                        Value::String(one) if one.trim() == "*" => vec!["*".to_owned()],
+                        _ => strings(&at, value)?,
+                    }
+                }
                 "cors_methods" => raw.cors_methods = Some(strings(&at, value)?),
                 "headers" => raw.headers = header_pairs(&at, value)?,
                 "outbound_token" => raw.outbound_token = optional_string(&at, value)?,

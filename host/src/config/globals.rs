@@ -62,11 +62,14 @@ impl FromStr for LogLevel {
             "warning" | "warn" => LogLevel::Warning,
             "error" => LogLevel::Error,
             "panic" => LogLevel::Panic,
-            "off" => LogLevel::Off,
+            // `disabled` is the product documents' spelling.
+            "off" | "disabled" => LogLevel::Off,
             _ => {
-                return Err(
-                    "expected one of trace, debug, info, warning, error, panic, off".to_owned(),
-                );
+                return Err(format!(
+                    "{:?} is not a level; expected one of trace, debug, info, warning (or \
+                     warn), error, panic, off (or disabled)",
+                    raw.trim()
+                ));
             }
         })
     }

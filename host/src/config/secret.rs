@@ -36,7 +36,8 @@ impl Secret {
             return Err(super::ConfigError::new(
                 location,
                 format!(
-                    "must be at least {min_chars} characters (got {})",
+                    "must be at least {min_chars} characters (got {}); generate one with \
+                     `openssl rand -hex 32`",
                     secret.char_len()
                 ),
             ));

@@ -248,6 +248,10 @@ fn invalid_settings_name_the_variable_and_field() {
             r#"DOMAIN_MAP["api.example.com"].upstream: not an absolute http(s) URL"#,
         ),
         (
+            vec![("DOMAIN_MAP", r#"{"a":{"upstream":"backend:3000"}}"#.into())],
+            r#"DOMAIN_MAP["a"].upstream: "backend:3000" is not an absolute http(s) URL; did you mean "http://backend:3000"?"#,
+        ),
+        (
             vec![("DOMAIN_MAP", r#"{"a":{"upstream":"/relative"}}"#.into())],
             r#"DOMAIN_MAP["a"].upstream: not an absolute http(s) URL"#,
         ),
@@ -275,7 +279,7 @@ fn invalid_settings_name_the_variable_and_field() {
                 "DOMAIN_MAP",
                 r#"{"a":{"upstream":"http://h","client_id_secret":"short"}}"#.into(),
             )],
-            r#"DOMAIN_MAP["a"].client_id_secret: must be at least 32 characters (got 5)"#,
+            r#"DOMAIN_MAP["a"].client_id_secret: must be at least 32 characters (got 5); generate one with `openssl rand -hex 32`"#,
         ),
         (
             vec![(
@@ -404,7 +408,7 @@ fn invalid_settings_name_the_variable_and_field() {
         ),
         (
             vec![("UPSTREAM", "nope".into())],
-            "UPSTREAM: not an absolute http(s) URL",
+            r#"UPSTREAM: "nope" is not an absolute http(s) URL; did you mean "http://nope"?"#,
         ),
         (
             vec![
@@ -475,7 +479,7 @@ fn invalid_settings_name_the_variable_and_field() {
                 ("UPSTREAM", "http://h".into()),
                 ("LOG_LEVEL", "verbose".into()),
             ],
-            "LOG_LEVEL: expected one of",
+            "LOG_LEVEL: \"verbose\" is not a level; expected one of",
         ),
         (
             vec![
@@ -893,6 +897,38 @@ fn pad_stream_records_chooses_which_responses_are_padded() {
         )])
         .starts_with(r#"DOMAIN_MAP["a"].pad_stream_records: expected"#)
     );
+}
+
+#[test]
+fn the_product_documents_spellings_work() {
+    let loaded = load(&[
+        ("UPSTREAM", "http://127.0.0.1:1"),
+        ("LOG_LEVEL", "disabled"),
+        ("CORS_ORIGINS", "*"),
+    ])
+    .expect("valid");
+    assert_eq!(loaded.config.log.level, LogLevel::Off);
+    let warn = load(&[("UPSTREAM", "http://127.0.0.1:1"), ("LOG_LEVEL", "warn")]).expect("valid");
+    assert_eq!(warn.config.log.level, LogLevel::Warning);
+    let map = domain_map(r#"{"a":{"upstream":"http://h","cors_origins":"*"}}"#).expect("valid");
+    let domain = map.config.domains.iter().next().expect("a domain");
+    assert_eq!(
+        format!("{:?}", domain.cors),
+        format!(
+            "{:?}",
+            domain_map(r#"{"a":{"upstream":"http://h","cors_origins":["*"]}}"#)
+                .expect("valid")
+                .config
+                .domains
+                .iter()
+                .next()
+                .expect("a domain")
+                .cors
+        ),
+        "a lone \"*\" is the list [\"*\"]"
+    );
+    let typo = error(&[("UPSTREAM", "http://127.0.0.1:1"), ("LOG_LEVEL", "verbose")]);
+    assert!(typo.contains("\"verbose\" is not a level"), "{typo}");
 }
 
 #[test]

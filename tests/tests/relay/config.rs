@@ -19,7 +19,7 @@ fn each_invalid_setting_exits_2_naming_variable_and_field() {
                 "DOMAIN_MAP",
                 r#"{"api.example.com":{"upstream":"localhost:3000"}}"#,
             )],
-            r#"DOMAIN_MAP["api.example.com"].upstream: not an absolute http(s) URL"#,
+            r#"DOMAIN_MAP["api.example.com"].upstream: "localhost:3000" is not an absolute http(s) URL; did you mean "http://localhost:3000"?"#,
         ),
         (
             &[(
@@ -78,7 +78,7 @@ fn each_invalid_setting_exits_2_naming_variable_and_field() {
         ),
         (
             &[("UPSTREAM", "http://h"), ("LOG_LEVEL", "loud")],
-            "LOG_LEVEL: expected one of",
+            r#"LOG_LEVEL: "loud" is not a level; expected one of"#,
         ),
         (
             &[("UPSTREAM", "http://h"), ("LOG_FORMAT", "yaml")],
