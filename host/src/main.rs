@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use mte_relay::adapters::Adapters;
 use mte_relay::adapters::metrics::AdapterCollector;
 use mte_relay::admin::{AdminServer, Readiness, Scrape};
@@ -104,7 +104,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `--help` lists every variable: a container image has no docs/ directory.
+    let command = Cli::command().after_long_help(variables_help());
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => match load_config() {
             Ok(loaded) => serve(loaded),
@@ -124,6 +129,26 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// The variables the relay reads, for `--help`; docs/configuration.md describes each.
+fn variables_help() -> String {
+    let mut text = String::from(
+        "Environment variables (each also as NAME_FILE, a file holding the value; \
+         docs/configuration.md describes them):\n",
+    );
+    let mut line = String::from(" ");
+    for name in mte_relay::config::env::VARIABLES {
+        if line.len() + name.len() + 1 > 88 {
+            text.push_str(&line);
+            text.push('\n');
+            line = String::from(" ");
+        }
+        line.push(' ');
+        line.push_str(name);
+    }
+    text.push_str(&line);
+    text
 }
 
 /// Loads the configuration, or prints the one-line error and yields exit code 2.

@@ -317,3 +317,16 @@ fn variables_come_from_files_and_misspellings_are_named() {
     assert!(both.stderr.contains("not both"), "{}", both.stderr);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--help` names every variable the relay reads: a container has no docs/ directory.
+#[test]
+fn help_lists_every_variable() {
+    let help = run(&["--help"], &[]);
+    assert_eq!(help.status.code(), Some(0), "{}", help.stderr);
+    for name in mte_relay::config::env::VARIABLES {
+        assert!(
+            help.stdout.split_whitespace().any(|word| word == *name),
+            "{name} missing from --help"
+        );
+    }
+}
