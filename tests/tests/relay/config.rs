@@ -330,3 +330,73 @@ fn help_lists_every_variable() {
         );
     }
 }
+
+/// The `DOMAIN_MAP` examples in the docs: each one is valid for the relay itself and
+/// for `docs/domain-map.schema.json`, whose fields are exactly the relay's.
+#[test]
+fn the_domain_map_schema_and_the_relay_accept_the_documented_examples() {
+    use std::path::Path;
+
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let schema_path = repository.join("docs/domain-map.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&schema_path).expect("schema"))
+            .expect("the schema is JSON");
+    let mut fields: Vec<&str> = schema["$defs"]["domain"]["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    let mut known = mte_relay::config::domain::DOMAIN_FIELDS.to_vec();
+    known.sort_unstable();
+    assert_eq!(fields, known, "the schema's fields are the relay's");
+
+    let mut examples = Vec::new();
+    for doc in ["docs/configuration.md", "README.md"] {
+        let text = std::fs::read_to_string(repository.join(doc)).expect("doc");
+        for block in text.split("```json\n").skip(1) {
+            examples.push(block.split("```").next().expect("block").to_owned());
+        }
+        for start in text.split("DOMAIN_MAP='").skip(1) {
+            let example = start.split('\'').next().expect("quoted");
+            // An elided example (`,...}`) shows a shape, not a value; prose that
+            // names the variable (`DOMAIN_MAP='...'`) is no example.
+            if example.trim_start().starts_with('{') && !example.contains(",...") {
+                examples.push(example.to_owned());
+            }
+        }
+    }
+    assert!(examples.len() >= 4, "{examples:?}");
+    let filler = "a-placeholder-secret-of-32-characters-or-more";
+    for example in &examples {
+        let example = example
+            .replace("\"...32+ chars...\"", &format!("\"{filler}\""))
+            .replace("\"...\"", &format!("\"{filler}\""))
+            .replace(
+                "paste-the-key-that-mte-relay-keygen-printed",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            );
+        // The relay's own parser (adapter names are resolved later, against
+        // declarations the examples do not show).
+        let env = mte_relay::config::Env::from_pairs([("DOMAIN_MAP", example.as_str())]);
+        if let Err(error) = mte_relay::config::Config::from_env(&env) {
+            panic!("the relay refuses a documented example: {error}\n{example}");
+        }
+        let script = "import json, sys, jsonschema\n\
+            schema = json.load(open(sys.argv[1]))\n\
+            errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(json.loads(sys.argv[2]))]\n\
+            print('\\n'.join(errors)); sys.exit(1 if errors else 0)";
+        let validated = std::process::Command::new("python3")
+            .args(["-c", script, schema_path.to_str().expect("utf-8"), &example])
+            .output()
+            .expect("python3 with jsonschema (scripts/test.sh's lint environment)");
+        assert!(
+            validated.status.success(),
+            "the schema refuses a documented example: {}{}\n{example}",
+            String::from_utf8_lossy(&validated.stdout),
+            String::from_utf8_lossy(&validated.stderr)
+        );
+    }
+}
