@@ -40,7 +40,9 @@ use crate::context::RequestContext;
 use crate::response::registry_error;
 use crate::server::local;
 use crate::state::AppState;
-use crate::store::{CommitError, Lookup, PairKey, RatchetUse, TokenClaim, unix_now};
+use crate::store::{
+    CommitError, CommitTokenError, Lookup, PairKey, RatchetUse, TokenClaim, TokenRecord, unix_now,
+};
 
 /// Why the relay refused the request, with a message safe to show the client.
 struct Refusal {
@@ -237,47 +239,103 @@ async fn forward(
         generation,
         ratchet,
     } = opened;
-    state
-        .mte
-        .store
-        .commit(key, *generation, header.seq, ratchet.clone())
-        .await
-        .map_err(|error| {
-            if let CommitError::Store(cause) = &error {
-                tracing::error!(request_id = %ctx.request_id, error = %cause, "pair store commit failed");
-            }
-            refuse(error.reason(), error.to_string())
-        })?;
-
     let path_only = head.path.split('?').next().unwrap_or("/");
-    if path_only == ECHO_ROUTE {
+    let is_echo = path_only == ECHO_ROUTE;
+    let route_allowed =
+        ctx.domain.mte_routes.is_empty() || ctx.domain.mte_routes.matches(path_only);
+    let filters = adapters::filters_of(state.adapters.as_deref(), &ctx.domain.name);
+    let verify_first = ctx.domain.verify_body_before_forward.is_some() && message.has_body();
+    // A non-idempotent request that nothing can refuse between its commit and its
+    // forwarding (no filters, no verify-first body, an allowed route) records its resend
+    // token with the commit: one store round trip instead of two. Otherwise the token
+    // is recorded last before forwarding, once nothing else can refuse the request.
+    let token_with_commit = !is_idempotent(method.as_str())
+        && !is_echo
+        && route_allowed
+        && filters.is_none()
+        && !verify_first;
+    let log_store_failure = |cause: &dyn std::fmt::Display| {
+        tracing::error!(request_id = %ctx.request_id, error = %cause, "pair store commit failed");
+    };
+
+    let mut body = Some(body);
+    let mut upstream_request = None;
+    if token_with_commit {
+        let now = check_not_after(state, head)?;
+        // Built before the commit: a head that cannot become a request is refused
+        // without recording the token.
+        ctx.timings.set_client_id(&header.client_id);
+        let failure = DecodeFailure::default();
+        let body = body.take().unwrap_or_else(empty);
+        let built = upstream_request_for(state, ctx, message, method, head, body, &failure)?;
+        let claim = state
+            .mte
+            .store
+            .commit_and_record_token(
+                key,
+                *generation,
+                header.seq,
+                ratchet.clone(),
+                TokenRecord {
+                    client_id: &header.client_id,
+                    token: head.token,
+                    now,
+                    // Kept through the deadline's whole second.
+                    expires_at: head.not_after.saturating_add(1),
+                    max_tokens: state.config.resend.max_tokens,
+                },
+            )
+            .await
+            .map_err(|error| {
+                match &error {
+                    CommitTokenError::Commit(CommitError::Store(cause)) => log_store_failure(cause),
+                    CommitTokenError::Token(cause) => {
+                        tracing::warn!(error = %cause, "resend token not recorded; the request is refused");
+                    }
+                    CommitTokenError::Commit(_) => {}
+                }
+                refuse(error.reason(), error.to_string())
+            })?;
+        if claim == TokenClaim::AlreadyForwarded {
+            return Err(already_forwarded());
+        }
+        upstream_request = Some((built, failure));
+    } else {
+        state
+            .mte
+            .store
+            .commit(key, *generation, header.seq, ratchet.clone())
+            .await
+            .map_err(|error| {
+                if let CommitError::Store(cause) = &error {
+                    log_store_failure(cause);
+                }
+                refuse(error.reason(), error.to_string())
+            })?;
+    }
+
+    if is_echo {
         let query = head.path.split_once('?').map(|(_, query)| query);
         let echoed = local::echo(query);
         return seal_response(message, method, header.mode, echoed, ctx).await;
     }
-    if !ctx.domain.mte_routes.is_empty() && !ctx.domain.mte_routes.matches(path_only) {
+    if !route_allowed {
         return Err(refuse(
             ErrorReason::RouteNotFound,
             "this path is not an allowed MTE route",
         ));
     }
-
-    ctx.timings.set_client_id(&header.client_id);
-    let failure = DecodeFailure::default();
-    let upstream_body = if message.has_body() {
-        let decoder = message.body_decoder(Some(state.config.limits.max_body_bytes));
-        boxed(DecryptingBody::new(
-            body,
-            decoder,
-            failure.clone(),
-            ctx.timings.clone(),
-        ))
-    } else {
-        empty()
+    let (mut upstream_request, failure) = match upstream_request {
+        Some(built) => built,
+        None => {
+            ctx.timings.set_client_id(&header.client_id);
+            let failure = DecodeFailure::default();
+            let body = body.take().unwrap_or_else(empty);
+            let built = upstream_request_for(state, ctx, message, method, head, body, &failure)?;
+            (built, failure)
+        }
     };
-    let mut upstream_request = upstream_request(method, head, upstream_body)?;
 
-    let filters = adapters::filters_of(state.adapters.as_deref(), &ctx.domain.name);
     let mut filtered = None;
     if let Some(chain) = filters {
         let facts = RequestFacts {
@@ -312,7 +370,7 @@ async fn forward(
         // A whole body is sent with its length, as a plain client would send it.
         *upstream_request.body_mut() = full(whole);
     }
-    if !is_idempotent(method.as_str()) {
+    if !is_idempotent(method.as_str()) && !token_with_commit {
         record_resend_token(state, &header.client_id, head).await?;
     }
     let upstream = state
@@ -418,12 +476,42 @@ async fn record_resend_token(
         })?;
     match claim {
         TokenClaim::Recorded => Ok(()),
-        TokenClaim::AlreadyForwarded => Err(refuse(
-            ErrorReason::AlreadyProcessed,
-            "an earlier copy of this request (the same resend token) was forwarded; \
-             it is not forwarded again",
-        )),
+        TokenClaim::AlreadyForwarded => Err(already_forwarded()),
     }
+}
+
+/// The refusal of a copy whose resend token was recorded by an earlier copy.
+fn already_forwarded() -> Refusal {
+    refuse(
+        ErrorReason::AlreadyProcessed,
+        "an earlier copy of this request (the same resend token) was forwarded; \
+         it is not forwarded again",
+    )
+}
+
+/// The upstream request of an opened MTE request: its head as headers, and its body
+/// decrypted record by record as the upstream reads it (a failure lands in `failure`).
+fn upstream_request_for(
+    state: &AppState,
+    ctx: &RequestContext,
+    message: &MessageContext,
+    method: &Method,
+    head: &RequestHead,
+    body: RelayBody,
+    failure: &DecodeFailure,
+) -> Result<Request<RelayBody>, Refusal> {
+    let upstream_body = if message.has_body() {
+        let decoder = message.body_decoder(Some(state.config.limits.max_body_bytes));
+        boxed(DecryptingBody::new(
+            body,
+            decoder,
+            failure.clone(),
+            ctx.timings.clone(),
+        ))
+    } else {
+        empty()
+    };
+    upstream_request(method, head, upstream_body)
 }
 
 /// Refuses a non-idempotent request whose `not_after` is past, or further ahead than

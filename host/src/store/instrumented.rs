@@ -9,8 +9,8 @@ use std::time::Instant;
 use mte_relay_protocol::ids::ResendToken;
 
 use super::{
-    CommitError, InsertError, Lookup, NewPair, PairCaps, PairKey, PairStore, RatchetUse,
-    StoreError, StoreFuture, Swept, TokenClaim, TokenError,
+    CommitError, CommitTokenError, InsertError, Lookup, NewPair, PairCaps, PairKey, PairStore,
+    RatchetUse, StoreError, StoreFuture, Swept, TokenClaim, TokenError, TokenRecord,
 };
 use crate::metrics::StoreMetrics;
 
@@ -53,6 +53,15 @@ impl StoreFailure for InsertError {
 impl StoreFailure for CommitError {
     fn is_store_failure(&self) -> bool {
         matches!(self, CommitError::Store(_))
+    }
+}
+
+impl StoreFailure for CommitTokenError {
+    fn is_store_failure(&self) -> bool {
+        match self {
+            CommitTokenError::Commit(error) => error.is_store_failure(),
+            CommitTokenError::Token(error) => error.is_store_failure(),
+        }
     }
 }
 
@@ -107,6 +116,21 @@ impl PairStore for InstrumentedStore {
         ratchet: Option<RatchetUse>,
     ) -> StoreFuture<'a, Result<(), CommitError>> {
         self.timed("commit", self.inner.commit(key, generation, seq, ratchet))
+    }
+
+    fn commit_and_record_token<'a>(
+        &'a self,
+        key: &'a PairKey,
+        generation: u64,
+        seq: u64,
+        ratchet: Option<RatchetUse>,
+        token: TokenRecord<'a>,
+    ) -> StoreFuture<'a, Result<TokenClaim, CommitTokenError>> {
+        self.timed(
+            "commit",
+            self.inner
+                .commit_and_record_token(key, generation, seq, ratchet, token),
+        )
     }
 
     fn record_token<'a>(

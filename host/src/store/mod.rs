@@ -191,6 +191,39 @@ impl TokenError {
     }
 }
 
+/// A resend token to record together with a commit, for a request that is forwarded
+/// right after it (see [`PairStore::commit_and_record_token`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TokenRecord<'a> {
+    pub client_id: &'a str,
+    pub token: ResendToken,
+    /// The relay's time.
+    pub now: u64,
+    /// Unix time until which the token is kept.
+    pub expires_at: u64,
+    /// The cap of live tokens (memory store).
+    pub max_tokens: usize,
+}
+
+/// Why a commit with a resend token failed. Nothing has been forwarded.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitTokenError {
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+impl CommitTokenError {
+    /// The registry reason the relay answers with.
+    pub fn reason(&self) -> ErrorReason {
+        match self {
+            CommitTokenError::Commit(error) => error.reason(),
+            CommitTokenError::Token(error) => error.reason(),
+        }
+    }
+}
+
 /// What one sweep removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Swept {
@@ -272,6 +305,33 @@ pub trait PairStore: Send + Sync + std::fmt::Debug + 'static {
         seq: u64,
         ratchet: Option<RatchetUse>,
     ) -> StoreFuture<'a, Result<(), CommitError>>;
+
+    /// [`PairStore::commit`], then [`PairStore::record_token`] when the commit
+    /// succeeded: for a non-idempotent request that nothing can refuse between the
+    /// two. A store that can do both in one round trip (Redis) does; the sequence number
+    /// is consumed even when the token is found recorded already.
+    fn commit_and_record_token<'a>(
+        &'a self,
+        key: &'a PairKey,
+        generation: u64,
+        seq: u64,
+        ratchet: Option<RatchetUse>,
+        token: TokenRecord<'a>,
+    ) -> StoreFuture<'a, Result<TokenClaim, CommitTokenError>> {
+        Box::pin(async move {
+            self.commit(key, generation, seq, ratchet).await?;
+            let claim = self
+                .record_token(
+                    token.client_id,
+                    token.token,
+                    token.now,
+                    token.expires_at,
+                    token.max_tokens,
+                )
+                .await?;
+            Ok(claim)
+        })
+    }
 
     /// Records `token` for `client_id` until Unix time `expires_at`, unless it is
     /// recorded already (and not expired at `now`): atomically, so of two copies of

@@ -36,8 +36,8 @@ pub use self::kv::RedisKv;
 use self::scripts::{MAX_EXACT_SEQUENCE, Scripts, field};
 use self::sealing::RecordSealer;
 use super::{
-    CommitError, InsertError, Lookup, NewPair, PairCaps, PairKey, PairRecord, PairStore,
-    RatchetUse, StoreError, StoreFuture, Swept, TokenClaim, TokenError,
+    CommitError, CommitTokenError, InsertError, Lookup, NewPair, PairCaps, PairKey, PairRecord,
+    PairStore, RatchetUse, StoreError, StoreFuture, Swept, TokenClaim, TokenError, TokenRecord,
 };
 use crate::config::RedisSettings;
 use crate::config::secret::hex_encode;
@@ -191,6 +191,103 @@ impl RedisPairStore {
 
 /// A pair hash's generation, sealed record, epoch and sealed ratchet, as read.
 type StoredFields = (Option<u64>, Option<Vec<u8>>, Option<u64>, Option<Vec<u8>>);
+
+impl RedisPairStore {
+    /// The commit script, with a resend token to record in the same round trip when
+    /// given (docs: scripts::COMMIT).
+    async fn run_commit(
+        &self,
+        key: &PairKey,
+        generation: u64,
+        seq: u64,
+        ratchet: Option<RatchetUse>,
+        token: Option<TokenRecord<'_>>,
+    ) -> Result<TokenClaim, CommitError> {
+        if seq >= MAX_EXACT_SEQUENCE {
+            return Err(CommitError::Replay(ReplayError::TooFarAhead));
+        }
+        let redis_key = self.pair_key(key);
+        let mut invocation = self.scripts.commit.prepare_invoke();
+        invocation.key(&redis_key).arg(generation).arg(seq);
+        let advanced = ratchet.as_ref().and_then(|used| used.advanced.clone());
+        match &ratchet {
+            Some(used) => invocation.arg(used.epoch),
+            None => invocation.arg(""),
+        };
+        match &advanced {
+            Some(newer) => invocation
+                .arg(newer.epoch())
+                .arg(self.seal_ratchet(&redis_key, generation, newer)),
+            None => invocation.arg("").arg(""),
+        };
+        invocation.arg(random_generation());
+        let claim = random_generation();
+        let token_key = token.map(|token| self.token_key(token.client_id, &token.token));
+        if let (Some(token_key), Some(token)) = (&token_key, &token) {
+            invocation.key(token_key).arg(claim).arg(token.expires_at);
+        }
+        let outcome: String = match invocation.invoke_async(&mut self.connection()).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                if let Some(token_key) = token_key {
+                    self.withdraw_claim(token_key, claim);
+                }
+                return Err(CommitError::Store(unavailable(error)));
+            }
+        };
+        match outcome.as_str() {
+            "ok" | "already-forwarded" => {
+                if let Some(newer) = advanced {
+                    self.cache.advance(key, generation, newer);
+                }
+                Ok(if outcome == "ok" {
+                    TokenClaim::Recorded
+                } else {
+                    TokenClaim::AlreadyForwarded
+                })
+            }
+            "missing" => {
+                self.cache.forget(key);
+                Err(CommitError::Missing)
+            }
+            "replaced" => {
+                self.cache.forget(key);
+                Err(CommitError::Replaced)
+            }
+            "epoch-erased" => Err(CommitError::EpochErased),
+            "duplicate" => Err(CommitError::Replay(ReplayError::Duplicate)),
+            "too-old" => Err(CommitError::Replay(ReplayError::TooOld)),
+            "too-far-ahead" => Err(CommitError::Replay(ReplayError::TooFarAhead)),
+            other => Err(CommitError::Store(StoreError::Unavailable(format!(
+                "redis: unexpected answer to the commit script: {other:?}"
+            )))),
+        }
+    }
+
+    fn token_key(&self, client_id: &str, token: &ResendToken) -> String {
+        self.client_key(
+            client_id,
+            &format!("token:{}", hex_encode(token.as_bytes())),
+        )
+    }
+
+    /// A write of resend token `claim` failed and may still land after its timeout;
+    /// the request is not forwarded, so a claim left behind would turn the client's
+    /// resend into a false `already-processed`: withdraw it, in order after the write
+    /// on the same connection, and only if it is still this claim.
+    fn withdraw_claim(&self, token_key: String, claim: u64) {
+        let connection = self.connection();
+        let withdraw = self.scripts.withdraw.clone();
+        tokio::spawn(async move {
+            let mut connection = connection;
+            let mut invocation = withdraw.key(&token_key);
+            invocation.arg(claim);
+            if let Err(error) = invocation.invoke_async::<i64>(&mut connection).await {
+                tracing::warn!(%error, "a resend token whose write failed could not be withdrawn");
+            }
+        });
+    }
+}
 
 fn record_context(generation: u64) -> String {
     format!("{}/{generation}", field::RECORD)
@@ -376,51 +473,24 @@ impl PairStore for RedisPairStore {
         ratchet: Option<RatchetUse>,
     ) -> StoreFuture<'a, Result<(), CommitError>> {
         Box::pin(async move {
-            if seq >= MAX_EXACT_SEQUENCE {
-                return Err(CommitError::Replay(ReplayError::TooFarAhead));
-            }
-            let redis_key = self.pair_key(key);
-            let mut invocation = self.scripts.commit.prepare_invoke();
-            invocation.key(&redis_key).arg(generation).arg(seq);
-            let advanced = ratchet.as_ref().and_then(|used| used.advanced.clone());
-            match &ratchet {
-                Some(used) => invocation.arg(used.epoch),
-                None => invocation.arg(""),
-            };
-            match &advanced {
-                Some(newer) => invocation
-                    .arg(newer.epoch())
-                    .arg(self.seal_ratchet(&redis_key, generation, newer)),
-                None => invocation.arg("").arg(""),
-            };
-            invocation.arg(random_generation());
-            let outcome: String = invocation
-                .invoke_async(&mut self.connection())
+            self.run_commit(key, generation, seq, ratchet, None)
                 .await
-                .map_err(|error| CommitError::Store(unavailable(error)))?;
-            match outcome.as_str() {
-                "ok" => {
-                    if let Some(newer) = advanced {
-                        self.cache.advance(key, generation, newer);
-                    }
-                    Ok(())
-                }
-                "missing" => {
-                    self.cache.forget(key);
-                    Err(CommitError::Missing)
-                }
-                "replaced" => {
-                    self.cache.forget(key);
-                    Err(CommitError::Replaced)
-                }
-                "epoch-erased" => Err(CommitError::EpochErased),
-                "duplicate" => Err(CommitError::Replay(ReplayError::Duplicate)),
-                "too-old" => Err(CommitError::Replay(ReplayError::TooOld)),
-                "too-far-ahead" => Err(CommitError::Replay(ReplayError::TooFarAhead)),
-                other => Err(CommitError::Store(StoreError::Unavailable(format!(
-                    "redis: unexpected answer to the commit script: {other:?}"
-                )))),
-            }
+                .map(|_| ())
+        })
+    }
+
+    fn commit_and_record_token<'a>(
+        &'a self,
+        key: &'a PairKey,
+        generation: u64,
+        seq: u64,
+        ratchet: Option<RatchetUse>,
+        token: TokenRecord<'a>,
+    ) -> StoreFuture<'a, Result<TokenClaim, CommitTokenError>> {
+        Box::pin(async move {
+            Ok(self
+                .run_commit(key, generation, seq, ratchet, Some(token))
+                .await?)
         })
     }
 
@@ -433,10 +503,7 @@ impl PairStore for RedisPairStore {
         _max_tokens: usize,
     ) -> StoreFuture<'a, Result<TokenClaim, TokenError>> {
         Box::pin(async move {
-            let key = self.client_key(
-                client_id,
-                &format!("token:{}", hex_encode(token.as_bytes())),
-            );
+            let key = self.token_key(client_id, &token);
             // SET NX GET EXAT: of two copies racing on any replicas, one sets it. The
             // value is this claim's own: a resent write (the cluster client resends
             // after a dropped connection) finds its own claim and counts as recorded,
@@ -456,20 +523,7 @@ impl PairStore for RedisPairStore {
                 Ok(Some(held)) if held == claim => Ok(TokenClaim::Recorded),
                 Ok(Some(_)) => Ok(TokenClaim::AlreadyForwarded),
                 Err(error) => {
-                    // The write may still land after its timeout. The request is not
-                    // forwarded, so a claim left behind would turn the client's resend
-                    // into a false `already-processed`: withdraw it, in order after the
-                    // write on the same connection.
-                    let connection = self.connection();
-                    let withdraw = self.scripts.withdraw.clone();
-                    tokio::spawn(async move {
-                        let mut connection = connection;
-                        let mut invocation = withdraw.key(&key);
-                        invocation.arg(claim);
-                        if let Err(error) = invocation.invoke_async::<i64>(&mut connection).await {
-                            tracing::warn!(%error, "a resend token whose write failed could not be withdrawn");
-                        }
-                    });
+                    self.withdraw_claim(key, claim);
                     Err(TokenError::Store(unavailable(error)))
                 }
             }

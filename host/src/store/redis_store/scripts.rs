@@ -34,6 +34,11 @@ pub mod field {
 /// writes only on `ok`. A commit sent again with the same id (the cluster client
 /// resends after a dropped connection, and the first attempt may have landed) answers
 /// `ok` again instead of `duplicate`.
+///
+/// With `KEYS[2]` (a resend token of the same client, so the same slot), `ARGV[7]` this
+/// claim's value and `ARGV[8]` the token's expiry: once the number is marked, the token
+/// is recorded too, in the same round trip; `already-forwarded` when another claim
+/// holds it (the number stays consumed).
 const COMMIT: &str = r#"
 local W = __WINDOW__
 local AHEAD = __AHEAD__
@@ -83,6 +88,10 @@ bytes[b] = bit.bor(bytes[b], mask)
 redis.call('HSET', KEYS[1], 'hi', string.format('%.0f', hi), 'win', string.char(unpack(bytes)), 'last', ARGV[6])
 if ARGV[4] ~= '' and tonumber(ARGV[4]) > epoch then
   redis.call('HSET', KEYS[1], 'epoch', ARGV[4], 'ratchet', ARGV[5])
+end
+if KEYS[2] then
+  local held = redis.call('SET', KEYS[2], ARGV[7], 'NX', 'GET', 'EXAT', ARGV[8])
+  if held and held ~= ARGV[7] then return 'already-forwarded' end
 end
 return 'ok'
 "#;
