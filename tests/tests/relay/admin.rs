@@ -11,7 +11,7 @@ use mte_relay_tests::relay::{self, Relay};
 use mte_relay_tests::upstream::{Upstream, full};
 use mte_relay_tests::within;
 
-use crate::support::pass_all_map;
+use crate::support::{GatedUpstream, pass_all_map};
 
 const SECRET: &str = "an-admin-test-client-id-secret-0123456789abcdef";
 const STORE_KEY: &str = "an-admin-test-store-key-0123456789abcdefghij";
@@ -20,6 +20,20 @@ async fn admin_get(relay: &Relay, path: &str) -> (u16, serde_json::Value) {
     let response = get(relay.admin_addr(), "admin", path).await;
     let status = response.status().as_u16();
     (status, body_json(response).await)
+}
+
+/// Polls `/readyz` (bounded) until it stops answering 200; returns that answer.
+async fn readiness_failure(relay: &Relay) -> (u16, serde_json::Value) {
+    within("readiness to fail", async {
+        loop {
+            let answer = admin_get(relay, "/readyz").await;
+            if answer.0 != 200 {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
 }
 
 fn health(relay: &Relay, args: &[&str]) -> relay::Finished {
@@ -89,46 +103,21 @@ async fn readiness_follows_the_pair_store() {
 
 #[tokio::test]
 async fn readiness_fails_as_soon_as_a_graceful_shutdown_begins() {
-    let (arrived_tx, arrived_rx) = tokio::sync::oneshot::channel::<()>();
-    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-    let arrived_tx = std::sync::Mutex::new(Some(arrived_tx));
-    let release_rx = tokio::sync::Mutex::new(Some(release_rx));
-    let gates = std::sync::Arc::new((arrived_tx, release_rx));
-    let upstream = Upstream::start(move |_| {
-        let gates = gates.clone();
-        async move {
-            if let Some(arrived) = gates.0.lock().expect("lock").take() {
-                let _ = arrived.send(());
-            }
-            if let Some(release) = gates.1.lock().await.take() {
-                let _ = release.await;
-            }
-            Response::new(full(Bytes::from_static(b"done")))
-        }
-    })
-    .await;
+    let mut upstream = GatedUpstream::start(b"done").await;
     let mut relay = Relay::start(&[
-        ("DOMAIN_MAP", &pass_all_map("slow.example", &upstream.url())),
+        (
+            "DOMAIN_MAP",
+            &pass_all_map("slow.example", &upstream.upstream.url()),
+        ),
         ("SHUTDOWN_GRACE_SECS", "15"),
     ]);
     let addr = relay.addr();
     let in_flight = tokio::spawn(async move { get(addr, "slow.example", "/slow").await });
-    within("the request to reach the upstream", arrived_rx)
-        .await
-        .expect("arrived");
+    upstream.arrived().await;
     assert_eq!(admin_get(&relay, "/readyz").await.0, 200);
 
     relay.terminate();
-    let (status, body) = within("readiness to fail", async {
-        loop {
-            let answer = admin_get(&relay, "/readyz").await;
-            if answer.0 != 200 {
-                return answer;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let (status, body) = readiness_failure(&relay).await;
     assert_eq!(status, 503);
     assert_eq!(body["reason"], "shutting-down", "{body}");
     assert_eq!(
@@ -137,7 +126,7 @@ async fn readiness_fails_as_soon_as_a_graceful_shutdown_begins() {
         "still alive while draining"
     );
 
-    release_tx.send(()).expect("upstream waiting");
+    upstream.release();
     let finished = in_flight.await.expect("task");
     assert_eq!(finished.status(), 200, "the in-flight request finished");
     assert!(relay.wait_exit().success());
@@ -198,16 +187,7 @@ async fn a_shutdown_delay_keeps_accepting_while_readiness_fails() {
         ("SHUTDOWN_DELAY_SECS", "2"),
     ]);
     relay.terminate();
-    let (status, body) = within("readiness to fail", async {
-        loop {
-            let answer = admin_get(&relay, "/readyz").await;
-            if answer.0 != 200 {
-                return answer;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let (status, body) = readiness_failure(&relay).await;
     assert_eq!(
         (status, body["reason"].as_str()),
         (503, Some("shutting-down"))

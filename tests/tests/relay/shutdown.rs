@@ -1,47 +1,25 @@
 //! Graceful shutdown: SIGTERM lets in-flight requests finish, then the relay exits 0.
 
-use std::sync::{Arc, Mutex};
-
-use bytes::Bytes;
-use http::Response;
 use mte_relay_tests::client::{body_bytes, get};
 use mte_relay_tests::relay::Relay;
-use mte_relay_tests::upstream::{Upstream, full};
 use mte_relay_tests::within;
-use tokio::sync::oneshot;
 
-use crate::support::pass_all_map;
+use crate::support::{GatedUpstream, pass_all_map};
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_then_exits_zero() {
-    let (arrived_tx, arrived_rx) = oneshot::channel::<()>();
-    let (release_tx, release_rx) = oneshot::channel::<()>();
-    let arrived_tx = Arc::new(Mutex::new(Some(arrived_tx)));
-    let release_rx = Arc::new(tokio::sync::Mutex::new(Some(release_rx)));
-    let upstream = Upstream::start(move |_request| {
-        let arrived_tx = arrived_tx.clone();
-        let release_rx = release_rx.clone();
-        async move {
-            if let Some(tx) = arrived_tx.lock().expect("lock").take() {
-                let _ = tx.send(());
-            }
-            if let Some(rx) = release_rx.lock().await.take() {
-                let _ = rx.await;
-            }
-            Response::new(full(Bytes::from_static(b"finished after SIGTERM")))
-        }
-    })
-    .await;
+    let mut upstream = GatedUpstream::start(b"finished after SIGTERM").await;
     let mut relay = Relay::start(&[
-        ("DOMAIN_MAP", &pass_all_map("slow.example", &upstream.url())),
+        (
+            "DOMAIN_MAP",
+            &pass_all_map("slow.example", &upstream.upstream.url()),
+        ),
         ("SHUTDOWN_GRACE_SECS", "15"),
     ]);
 
     let addr = relay.addr();
     let in_flight = tokio::spawn(async move { get(addr, "slow.example", "/slow").await });
-    within("the request to reach the upstream", arrived_rx)
-        .await
-        .expect("upstream saw the request");
+    upstream.arrived().await;
 
     relay.terminate();
     relay
@@ -57,7 +35,7 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
         "still accepting"
     );
 
-    release_tx.send(()).expect("upstream waiting");
+    upstream.release();
     let response = within("the in-flight response", in_flight)
         .await
         .expect("task");

@@ -70,3 +70,54 @@ pub async fn assert_registry_error(
         "body message"
     );
 }
+
+/// An upstream that holds its first request until released, answering `body`: for
+/// tests of what happens while a request is in flight (shutdown, readiness).
+pub struct GatedUpstream {
+    pub upstream: Upstream,
+    arrived: Option<tokio::sync::oneshot::Receiver<()>>,
+    release: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl GatedUpstream {
+    pub async fn start(body: &'static [u8]) -> GatedUpstream {
+        let (arrived_tx, arrived_rx) = tokio::sync::oneshot::channel::<()>();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+        let gates = std::sync::Arc::new((
+            std::sync::Mutex::new(Some(arrived_tx)),
+            tokio::sync::Mutex::new(Some(release_rx)),
+        ));
+        let upstream = Upstream::start(move |_request| {
+            let gates = gates.clone();
+            async move {
+                if let Some(arrived) = gates.0.lock().expect("lock").take() {
+                    let _ = arrived.send(());
+                }
+                if let Some(release) = gates.1.lock().await.take() {
+                    let _ = release.await;
+                }
+                Response::new(full(Bytes::from_static(body)))
+            }
+        })
+        .await;
+        GatedUpstream {
+            upstream,
+            arrived: Some(arrived_rx),
+            release: Some(release_tx),
+        }
+    }
+
+    /// Waits (bounded) until the first request reached the upstream.
+    pub async fn arrived(&mut self) {
+        let arrived = self.arrived.take().expect("waited for once");
+        mte_relay_tests::within("the request to reach the upstream", arrived)
+            .await
+            .expect("the upstream saw the request");
+    }
+
+    /// Lets the held request answer.
+    pub fn release(&mut self) {
+        let release = self.release.take().expect("released once");
+        release.send(()).expect("the upstream is waiting");
+    }
+}
