@@ -18,4 +18,5 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod trace_context;
 pub mod upstream;

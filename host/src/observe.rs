@@ -44,6 +44,9 @@ pub struct FinishedRequest<'a> {
     pub mode: Option<Mode>,
     /// The verified client id of an MTE request.
     pub client_id: Option<&'a str>,
+    /// The W3C trace id, when the request carried a valid `traceparent` (inside the
+    /// head, for an MTE request).
+    pub trace_id: Option<&'a str>,
     pub duration: Duration,
     pub upstream: Duration,
     pub decode: Duration,

@@ -454,6 +454,7 @@ mod tests {
             reason,
             mode: Some(Mode::Mte),
             client_id: Some("a-client-id-that-must-not-show"),
+            trace_id: None,
             duration: Duration::from_millis(3),
             upstream: Duration::from_millis(2),
             decode: Duration::from_micros(40),

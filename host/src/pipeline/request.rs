@@ -43,6 +43,7 @@ use crate::state::AppState;
 use crate::store::{
     CommitError, CommitTokenError, Lookup, PairKey, RatchetUse, TokenClaim, TokenRecord, unix_now,
 };
+use crate::trace_context;
 
 /// Why the relay refused the request, with a message safe to show the client.
 struct Refusal {
@@ -511,7 +512,11 @@ fn upstream_request_for(
     } else {
         empty()
     };
-    upstream_request(method, head, upstream_body)
+    let request = upstream_request(method, head, upstream_body)?;
+    if let Some(trace_id) = trace_context::trace_id(request.headers()) {
+        ctx.timings.set_trace_id(trace_id);
+    }
+    Ok(request)
 }
 
 /// Refuses a non-idempotent request whose `not_after` is past, or further ahead than

@@ -21,6 +21,7 @@ use crate::response::{RelayRefusal, registry_error};
 use crate::state::AppState;
 use crate::telemetry::access::{CountingBody, UnansweredGuard};
 use crate::telemetry::{AccessLogBody, AccessRecord, RequestTimings, request_id};
+use crate::trace_context;
 use crate::upstream::headers::X_REQUEST_ID;
 
 /// The service function of every connection.
@@ -81,6 +82,12 @@ pub async fn handle(
         domain: domain.clone(),
         timings: timings.clone(),
     };
+    // An MTE request's trace context travels inside its head (read once it opens).
+    if class != RouteClass::Mte
+        && let Some(trace_id) = trace_context::trace_id(request.headers())
+    {
+        timings.set_trace_id(trace_id);
+    }
     let mut request =
         request.map(|body| boxed(CountingBody::new(DrainOnDrop::new(body), timings.clone())));
     request.extensions_mut().insert(timings.clone());

@@ -21,6 +21,8 @@ pub struct RequestTimings {
     client_id: OnceLock<String>,
     /// The mode of an MTE request, once its relay header parsed.
     mode: OnceLock<Mode>,
+    /// The W3C trace id of the request, when it carried a valid `traceparent`.
+    trace_id: OnceLock<String>,
 }
 
 impl RequestTimings {
@@ -34,6 +36,7 @@ impl RequestTimings {
             bytes_out: AtomicU64::new(0),
             client_id: OnceLock::new(),
             mode: OnceLock::new(),
+            trace_id: OnceLock::new(),
         }
     }
 
@@ -78,6 +81,15 @@ impl RequestTimings {
 
     pub fn mode(&self) -> Option<Mode> {
         self.mode.get().copied()
+    }
+
+    /// Records the request's trace id (first call wins).
+    pub fn set_trace_id(&self, trace_id: String) {
+        let _ = self.trace_id.set(trace_id);
+    }
+
+    pub fn trace_id(&self) -> Option<&str> {
+        self.trace_id.get().map(String::as_str)
     }
 
     pub fn client_id(&self) -> Option<&str> {

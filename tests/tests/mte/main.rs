@@ -18,4 +18,5 @@ mod soak;
 mod streaming;
 mod support;
 mod timeouts;
+mod trace;
 mod verify_first;
