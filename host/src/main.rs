@@ -11,6 +11,7 @@ use mte_relay::admin::{AdminServer, Readiness, Scrape};
 use mte_relay::config::StoreSettings;
 use mte_relay::config::{Config, ConfigError, Loaded, render};
 use mte_relay::metrics::Metrics;
+use mte_relay::server::tls::{self, CertificateStore};
 use mte_relay::server::{Drained, Server};
 use mte_relay::state::AppState;
 use mte_relay::store::{
@@ -304,10 +305,22 @@ async fn serve_until_signal(
         let adapters = Adapters::load(&loaded.config, backends.adapter_kv)
             .await
             .map_err(|error| StartError::Config(error.to_string()))?;
-        let _watcher = adapters.as_ref().map(|adapters| {
-            spawn_reload_on_sighup(adapters.clone());
-            adapters.watch(ADAPTER_WATCH_INTERVAL)
-        });
+        let _watcher = adapters
+            .as_ref()
+            .map(|adapters| adapters.watch(ADAPTER_WATCH_INTERVAL));
+        // TLS on the data port: the certificate was checked with the configuration;
+        // it is reloaded on SIGHUP and when its files change.
+        let certificate = match &loaded.config.listener_tls {
+            None => None,
+            Some(tls) => Some(Arc::new(
+                CertificateStore::load(&tls.cert_file, &tls.key_file)
+                    .map_err(|error| StartError::Config(format!("TLS_CERT_FILE: {error}")))?,
+            )),
+        };
+        let _certificate_watcher = certificate
+            .as_ref()
+            .map(|certificate| certificate.watch(ADAPTER_WATCH_INTERVAL));
+        spawn_reload_on_sighup(adapters.clone(), certificate.clone());
         // Measured unless METRICS=false: the request observer and a timed store.
         let metrics = loaded.config.admin.metrics.then(|| {
             let mut metrics = Metrics::new(loaded.config.pool_size);
@@ -346,12 +359,17 @@ async fn serve_until_signal(
             store: state.mte.store.clone(),
             in_flight: Box::new(move || pool_size.saturating_sub(permits.available_permits())),
         }));
-        let server = Server::bind(state.clone()).await.with_context(|| {
+        let mut server = Server::bind(state.clone()).await.with_context(|| {
             format!(
                 "cannot listen on {}:{}",
                 state.config.bind_address, state.config.port
             )
         })?;
+        if let Some(certificate) = certificate {
+            let config = tls::server_config(certificate)
+                .map_err(|error| StartError::Config(format!("TLS_CERT_FILE: {error}")))?;
+            server = server.with_tls(config);
+        }
         let address = server.local_addr().map_err(anyhow::Error::from)?;
         // Bound: connections queue from here, and `run` accepts them at once.
         readiness.mark_serving();
@@ -431,25 +449,37 @@ fn open_store(settings: &StoreSettings) -> Result<Backends, StartError> {
 /// How often adapter files are checked for changes.
 const ADAPTER_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// SIGHUP reloads the adapters: changed components are recompiled and swapped in;
-/// a version that fails to compile or initialise leaves the old one serving.
-fn spawn_reload_on_sighup(adapters: Arc<Adapters>) {
+/// SIGHUP reloads the adapters (changed components are recompiled and swapped in; a
+/// version that fails to compile or initialise leaves the old one serving) and the
+/// data port's TLS certificate (one that does not load leaves the old one in use).
+fn spawn_reload_on_sighup(
+    adapters: Option<Arc<Adapters>>,
+    certificate: Option<Arc<CertificateStore>>,
+) {
+    if adapters.is_none() && certificate.is_none() {
+        return;
+    }
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let mut hangups = match signal(SignalKind::hangup()) {
             Ok(stream) => stream,
             Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGHUP; adapters reload only on file changes");
+                tracing::error!(%error, "cannot listen for SIGHUP; adapters and certificates reload only on file changes");
                 return;
             }
         };
         while hangups.recv().await.is_some() {
-            let report = adapters.reload().await;
-            if report.is_clean() {
-                tracing::info!(outcomes = ?report.outcomes, "adapters reloaded on SIGHUP");
-            } else {
-                tracing::warn!(outcomes = ?report.outcomes, error = ?report.error, "adapter reload kept some old versions");
+            if let Some(adapters) = &adapters {
+                let report = adapters.reload().await;
+                if report.is_clean() {
+                    tracing::info!(outcomes = ?report.outcomes, "adapters reloaded on SIGHUP");
+                } else {
+                    tracing::warn!(outcomes = ?report.outcomes, error = ?report.error, "adapter reload kept some old versions");
+                }
+            }
+            if let Some(certificate) = &certificate {
+                certificate.reload_and_log("SIGHUP");
             }
         }
     });

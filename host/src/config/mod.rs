@@ -28,7 +28,7 @@ pub use globals::{
 pub use routes::{RoutePattern, RouteSet};
 pub use secret::Secret;
 pub use store::{RedisSettings, RedisUrl, StoreSettings};
-pub use tls::UpstreamTls;
+pub use tls::{ListenerTls, UpstreamTls};
 pub use trusted::TrustedProxies;
 
 use domain::{LegacyNames, MapEntryNames, RawDomain};
@@ -52,6 +52,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Trust roots for `https://` upstreams.
     pub upstream_tls: UpstreamTls,
+    /// TLS on the data port, when `TLS_CERT_FILE` and `TLS_KEY_FILE` are set.
+    pub listener_tls: Option<ListenerTls>,
     /// Front proxies whose forwarding headers are believed.
     pub trusted_proxies: TrustedProxies,
     pub limits: BodyLimits,
@@ -188,6 +190,7 @@ impl Config {
                 secret: globals.secret,
                 timeouts: globals.timeouts,
                 upstream_tls: UpstreamTls::load(env.get("UPSTREAM_CA_FILE"))?,
+                listener_tls: ListenerTls::load(env.get("TLS_CERT_FILE"), env.get("TLS_KEY_FILE"))?,
                 trusted_proxies: TrustedProxies::parse(env.get("TRUSTED_PROXIES"))?,
                 limits: globals.limits,
                 pairing: globals.pairing,

@@ -16,7 +16,7 @@ pub fn redacted_config(config: &Config) -> Value {
         .iter()
         .map(|domain| (domain.name.clone(), redacted_domain(domain, true)))
         .collect();
-    json!({
+    let mut effective = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "bind_address": config.bind_address.to_string(),
         "port": config.port,
@@ -58,7 +58,21 @@ pub fn redacted_config(config: &Config) -> Value {
         "adapters": redacted_adapters(config),
         "store": config.store.describe(),
         "domain_map": domains,
-    })
+    });
+    // Added apart: one `json!` of every field passes the macro's recursion limit.
+    effective["tls_cert_file"] = json!(
+        config
+            .listener_tls
+            .as_ref()
+            .map(|tls| tls.cert_file.display().to_string())
+    );
+    effective["tls_key_file"] = json!(
+        config
+            .listener_tls
+            .as_ref()
+            .map(|tls| tls.key_file.display().to_string())
+    );
+    effective
 }
 
 /// Where adapters are declared. Inline declarations are not echoed: their `config`

@@ -6,6 +6,7 @@ pub mod handler;
 pub mod io;
 pub mod local;
 pub mod route;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,6 +36,8 @@ pub enum Drained {
 pub struct Server {
     listener: TcpListener,
     state: Arc<AppState>,
+    /// TLS on the data port, when configured.
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Server {
@@ -42,7 +45,17 @@ impl Server {
     pub async fn bind(state: Arc<AppState>) -> std::io::Result<Server> {
         let address = SocketAddr::new(state.config.bind_address, state.config.port);
         let listener = TcpListener::bind(address).await?;
-        Ok(Server { listener, state })
+        Ok(Server {
+            listener,
+            state,
+            tls: None,
+        })
+    }
+
+    /// Serves TLS with `config` (from [`tls::server_config`]).
+    pub fn with_tls(mut self, config: Arc<rustls::ServerConfig>) -> Server {
+        self.tls = Some(tokio_rustls::TlsAcceptor::from(config));
+        self
     }
 
     /// The bound address (the real port when `PORT=0`).
@@ -53,7 +66,11 @@ impl Server {
     /// Serves until `shutdown` resolves, then stops accepting and gives in-flight
     /// requests up to the shutdown grace period to finish.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Drained {
-        let Server { listener, state } = self;
+        let Server {
+            listener,
+            state,
+            tls,
+        } = self;
         let grace = state.config.timeouts.shutdown_grace;
         let graceful = GracefulShutdown::new();
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -66,6 +83,7 @@ impl Server {
         builder.http2().timer(TokioTimer::new());
         let builder = Arc::new(builder);
         let write_limit = state.config.timeouts.body_idle;
+        let header_limit = state.config.timeouts.client_header_read;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -95,19 +113,50 @@ impl Server {
                     let service = service_fn(move |request| {
                         handler::handle(state.clone(), remote_addr, request)
                     });
-                    let connection = builder
-                        .serve_connection_with_upgrades(
-                            TokioIo::new(StalledWriteTimeout::new(stream, write_limit)),
-                            service,
-                        )
-                        .into_owned();
-                    let connection = graceful.watch(connection);
-                    tokio::spawn(async move {
-                        let _slot = slot;
-                        if let Err(error) = connection.await {
-                            tracing::debug!(%remote_addr, %error, "connection ended with an error");
+                    let stream = StalledWriteTimeout::new(stream, write_limit);
+                    match &tls {
+                        None => {
+                            let connection = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .into_owned();
+                            let connection = graceful.watch(connection);
+                            tokio::spawn(async move {
+                                let _slot = slot;
+                                if let Err(error) = connection.await {
+                                    tracing::debug!(%remote_addr, %error, "connection ended with an error");
+                                }
+                            });
                         }
-                    });
+                        Some(acceptor) => {
+                            // The handshake runs on the connection's task, bounded like a
+                            // request head, so a slow client holds no accept loop.
+                            let (acceptor, builder, watcher) =
+                                (acceptor.clone(), builder.clone(), graceful.watcher());
+                            let handshake_limit = header_limit;
+                            tokio::spawn(async move {
+                                let _slot = slot;
+                                let accepted =
+                                    tokio::time::timeout(handshake_limit, acceptor.accept(stream)).await;
+                                let stream = match accepted {
+                                    Ok(Ok(stream)) => stream,
+                                    Ok(Err(error)) => {
+                                        tracing::debug!(%remote_addr, %error, "TLS handshake failed");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        tracing::debug!(%remote_addr, "TLS handshake timed out");
+                                        return;
+                                    }
+                                };
+                                let connection = builder
+                                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                    .into_owned();
+                                if let Err(error) = watcher.watch(connection).await {
+                                    tracing::debug!(%remote_addr, %error, "connection ended with an error");
+                                }
+                            });
+                        }
+                    }
                 }
                 () = &mut shutdown => break,
             }

@@ -3,6 +3,7 @@
 mod admin;
 mod config;
 mod cors;
+mod data_tls;
 mod errors;
 mod host_matching;
 mod image;
