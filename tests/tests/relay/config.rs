@@ -400,3 +400,22 @@ fn the_domain_map_schema_and_the_relay_accept_the_documented_examples() {
         );
     }
 }
+
+/// docs/operations.md's table of errors names every registry reason the relay can
+/// answer, so an operator can look up any status it emits.
+#[test]
+fn the_operations_guide_explains_every_registry_error() {
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operations.md"),
+    )
+    .expect("docs/operations.md");
+    let section = guide
+        .split("## Errors clients see from the relay")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("the errors section");
+    for reason in mte_relay_protocol::registry::ErrorReason::ALL {
+        let row = format!("| {} | `{}` |", reason.status(), reason.token());
+        assert!(section.contains(&row), "no row {row}");
+    }
+}
