@@ -47,7 +47,7 @@ pub struct Config {
     pub pool_size: usize,
     /// What one client id or remote address may hold at once.
     pub callers: CallerBounds,
-    /// The relay secret (API Relay pre-shared key, Redis record key).
+    /// The relay secret: the API Relay's pairing pre-shared key.
     pub secret: Option<Secret>,
     pub timeouts: Timeouts,
     /// Trust roots for `https://` upstreams.

@@ -12,6 +12,7 @@
 
 mod process;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mte_relay_protocol::header::Mode;
@@ -37,9 +38,12 @@ const STORE_BUCKETS: [f64; 12] = [
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0,
 ];
 
+/// A domain label: shared, so the label sets of one request do not copy it.
+type Domain = Arc<String>;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    domain: String,
+    domain: Domain,
     route: &'static str,
     method: &'static str,
     status: &'static str,
@@ -47,30 +51,30 @@ struct RequestLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    domain: String,
+    domain: Domain,
     route: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DomainLabels {
-    domain: String,
+    domain: Domain,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModeLabels {
-    domain: String,
+    domain: Domain,
     mode: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
-    domain: String,
+    domain: Domain,
     reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PairingLabels {
-    domain: String,
+    domain: Domain,
     result: &'static str,
 }
 
@@ -146,7 +150,7 @@ pub struct Metrics {
     store_round_trips: Counter,
     /// The store's round-trip count at the last scrape.
     round_trips_seen: std::sync::atomic::AtomicU64,
-    pub store: std::sync::Arc<StoreMetrics>,
+    pub store: Arc<StoreMetrics>,
 }
 
 impl Metrics {
@@ -279,7 +283,7 @@ impl Metrics {
             in_flight,
             store_round_trips,
             round_trips_seen: std::sync::atomic::AtomicU64::new(0),
-            store: std::sync::Arc::new(store),
+            store: Arc::new(store),
         }
     }
 
@@ -325,22 +329,23 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 impl RequestObserver for Metrics {
     fn request_finished(&self, request: &FinishedRequest<'_>) {
-        let domain = request.domain.unwrap_or("-");
+        // One allocation for the request; every label set shares it.
+        let domain: Domain = Arc::new(request.domain.unwrap_or("-").to_owned());
         let route = request.route;
         self.requests
             .get_or_create(&RequestLabels {
-                domain: domain.to_owned(),
+                domain: domain.clone(),
                 route,
                 method: method_label(request.method),
                 status: status_class(request.status),
             })
             .inc();
         let domain_labels = DomainLabels {
-            domain: domain.to_owned(),
+            domain: domain.clone(),
         };
         self.request_duration
             .get_or_create(&RouteLabels {
-                domain: domain.to_owned(),
+                domain: domain.clone(),
                 route,
             })
             .observe(request.duration.as_secs_f64());
@@ -351,7 +356,7 @@ impl RequestObserver for Metrics {
         }
         if let Some(mode) = request.mode {
             let labels = ModeLabels {
-                domain: domain.to_owned(),
+                domain: domain.clone(),
                 mode: mode_label(mode),
             };
             if !request.decode.is_zero() {
@@ -374,7 +379,7 @@ impl RequestObserver for Metrics {
         if let Some(reason) = request.reason {
             self.refusals
                 .get_or_create(&ReasonLabels {
-                    domain: domain.to_owned(),
+                    domain: domain.clone(),
                     reason: reason.token(),
                 })
                 .inc();
@@ -389,7 +394,7 @@ impl RequestObserver for Metrics {
             };
             self.pairings
                 .get_or_create(&PairingLabels {
-                    domain: domain.to_owned(),
+                    domain: domain.clone(),
                     result,
                 })
                 .inc();
