@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use mte_relay_protocol::host::NormalHost;
+
 use super::domain::DomainConfig;
 use super::error::{ConfigError, key};
 
@@ -37,18 +39,12 @@ impl DomainTable {
     /// The domain for a `Host` value (or `:authority`): the exact `host:port` key,
     /// then the bare host key, then `*`. Case-insensitive; a trailing dot is ignored.
     pub fn lookup(&self, host: &str) -> Option<&Arc<DomainConfig>> {
-        let host = host.trim().to_ascii_lowercase();
-        let (bare, has_port) = split_port(&host);
-        let bare = bare.trim_end_matches('.');
-        let with_port = if has_port {
-            Some(format!("{bare}{}", &host[host.len() - port_len(&host)..]))
-        } else {
-            None
-        };
+        let host = NormalHost::parse(host);
+        let with_port = host.port.is_some().then(|| host.with_port());
         with_port
             .as_deref()
             .and_then(|key| self.by_key.get(key))
-            .or_else(|| self.by_key.get(bare))
+            .or_else(|| self.by_key.get(&host.name))
             .or_else(|| self.by_key.get(WILDCARD))
     }
 
@@ -79,55 +75,12 @@ pub(crate) fn normalise_key(raw: &str) -> Result<String, String> {
     if authority.as_str().contains('@') || authority.host().is_empty() || lower.contains('*') {
         return Err(problem());
     }
-    let (bare, _) = split_port(&lower);
-    let bare = bare.trim_end_matches('.');
-    Ok(format!(
-        "{bare}{}",
-        &lower[lower.len() - port_len(&lower)..]
-    ))
-}
-
-/// Splits `host[:port]`, understanding bracketed IPv6 literals.
-fn split_port(host: &str) -> (&str, bool) {
-    let len = port_len(host);
-    (&host[..host.len() - len], len > 0)
-}
-
-/// Length of the `:port` suffix (including the colon), 0 when there is none.
-fn port_len(host: &str) -> usize {
-    let Some(colon) = host.rfind(':') else {
-        return 0;
-    };
-    let before = &host[..colon];
-    // An unbracketed IPv6 literal has several colons and no port.
-    let is_port_colon = if host.starts_with('[') {
-        before.ends_with(']')
-    } else {
-        !before.contains(':')
-    };
-    let digits = &host[colon + 1..];
-    if is_port_colon && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        host.len() - colon
-    } else {
-        0
-    }
+    Ok(NormalHost::parse(&lower).with_port())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ports_are_found_in_names_and_ipv6_literals() {
-        assert_eq!(
-            split_port("api.example.com:8080"),
-            ("api.example.com", true)
-        );
-        assert_eq!(split_port("api.example.com"), ("api.example.com", false));
-        assert_eq!(split_port("[::1]:8080"), ("[::1]", true));
-        assert_eq!(split_port("[::1]"), ("[::1]", false));
-        assert_eq!(split_port("host:"), ("host:", false));
-    }
 
     #[test]
     fn keys_are_normalised() {

@@ -2,6 +2,8 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use mte_relay_protocol::hop_by_hop::connection_named;
+
 use crate::forwarded::{Provenance, set_forwarding_headers};
 use crate::header_rules::{HOP_BY_HOP, is_relay_header};
 
@@ -25,13 +27,14 @@ fn connection_lists(headers: &HeaderMap, token: &str) -> bool {
 /// With `keep_upgrade`, an `Upgrade` header survives with `Connection: upgrade`, which
 /// is how a proxy forwards a protocol switch.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|item| HeaderName::from_bytes(item.trim().as_bytes()).ok())
-        .collect();
+    let named: Vec<HeaderName> = connection_named(
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok()),
+    )
+    .filter_map(|item| HeaderName::from_bytes(item.as_bytes()).ok())
+    .collect();
     let upgrade = headers.get(header::UPGRADE).cloned();
     for name in named {
         headers.remove(name);

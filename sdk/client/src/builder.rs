@@ -254,7 +254,7 @@ fn parse_base_url(base_url: &str) -> Result<(Scheme, Authority, String), ClientE
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
         return Err(invalid("must be an origin without path or query"));
     }
-    let domain = authority.host().to_ascii_lowercase();
+    let domain = mte_relay_protocol::host::protocol_domain(authority.host());
     Ok((scheme, authority, domain))
 }
 

@@ -10,6 +10,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use mte_relay_protocol::header::HEAD_HEADER;
+use mte_relay_protocol::hop_by_hop;
 use mte_relay_protocol::message::RequestContext;
 use mte_relay_protocol::stream::{BodyDecoder, BodyError};
 
@@ -153,15 +154,6 @@ impl HttpBody for Body {
     }
 }
 
-/// Hop-by-hop fields never describe the decrypted message; a relay should not send them
-/// inside the head, and they are dropped if it does.
-fn is_hop_by_hop(name: &str) -> bool {
-    matches!(
-        name,
-        "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade"
-    ) || name.starts_with("proxy-")
-}
-
 /// True when a response to `method` with `status` has no body whatever its headers say.
 fn bodiless(method: &Method, status: StatusCode) -> bool {
     method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
@@ -196,7 +188,9 @@ where
         .map_err(|error| ClientError::protocol_from("response is invalid", error))?;
     let headers = response.headers_mut();
     for field in head.headers {
-        if is_hop_by_hop(&field.name) {
+        // Hop-by-hop fields never describe the decrypted message; a relay does not
+        // send them inside the head, and they are dropped if one does.
+        if hop_by_hop::is_hop_by_hop(&field.name) {
             continue;
         }
         let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|error| {
