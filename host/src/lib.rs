@@ -12,6 +12,7 @@ pub mod forwarded;
 pub mod header_rules;
 pub mod metrics;
 pub mod observe;
+pub mod outbound;
 pub mod pipeline;
 pub mod response;
 pub mod server;

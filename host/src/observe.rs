@@ -19,6 +19,8 @@ pub enum Forwarded {
     Mte,
     /// A pass-through route, forwarded as it came.
     PassThrough,
+    /// An outbound request, sent encrypted to a peer relay (API Relay).
+    Outbound,
 }
 
 /// One finished request. Borrowed: observers copy what they keep.
@@ -47,10 +49,16 @@ pub struct FinishedRequest<'a> {
     /// The W3C trace id, when the request carried a valid `traceparent` (inside the
     /// head, for an MTE request).
     pub trace_id: Option<&'a str>,
+    /// The peer relay's origin, for an outbound request.
+    pub peer: Option<&'a str>,
+    /// Whether the configuration names that peer (a bounded metric label if so).
+    pub peer_configured: bool,
     pub duration: Duration,
     pub upstream: Duration,
     pub decode: Duration,
     pub encode: Duration,
+    /// Outbound Proxy Time: to the peer relay and back to its answer's head.
+    pub outbound: Duration,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }

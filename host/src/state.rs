@@ -10,6 +10,7 @@ use crate::adapters::{Adapters, Meters};
 use crate::admission::{KeyedRateLimiter, SlotCounter};
 use crate::config::Config;
 use crate::observe::{Observers, RequestObserver};
+use crate::outbound::PeerClients;
 use crate::store::{MteState, PairStore};
 use crate::telemetry::AccessLog;
 use crate::upstream::UpstreamClient;
@@ -20,6 +21,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The shared upstream connection pool.
     pub upstream: UpstreamClient,
+    /// The clients of peer relays, for outbound requests (API Relay).
+    pub peers: PeerClients,
     /// `POOL_SIZE` permits: one per in-flight MTE request, held until its response
     /// body is finished. Taken with `try_acquire` so overload never queues.
     pub mte_permits: Arc<Semaphore>,
@@ -71,6 +74,7 @@ impl AppState {
                 ),
             },
             upstream,
+            peers: PeerClients::new(&config),
             config: Arc::new(config),
         }
     }

@@ -337,3 +337,104 @@ fn open_with_held_pair(
             .expect("response"),
     )
 }
+
+/// A TCP forwarder that records every byte on the wire, both ways: what an observer
+/// between two relays sees. Stops when dropped.
+pub struct WireTap {
+    addr: SocketAddr,
+    recorded: Arc<std::sync::Mutex<Vec<u8>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WireTap {
+    /// Forwards every connection to `target`, recording both directions.
+    pub async fn start(target: SocketAddr) -> WireTap {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the wire tap");
+        let addr = listener.local_addr().expect("tap address");
+        let recorded: Arc<std::sync::Mutex<Vec<u8>>> = Arc::default();
+        let connections: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let (record, count) = (recorded.clone(), connections.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (inbound_read, inbound_write) = inbound.into_split();
+                    let (outbound_read, outbound_write) = outbound.into_split();
+                    tokio::join!(
+                        copy_recording(inbound_read, outbound_write, record.clone()),
+                        copy_recording(outbound_read, inbound_write, record),
+                    );
+                });
+            }
+        });
+        WireTap {
+            addr,
+            recorded,
+            connections,
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every byte that crossed so far, both directions interleaved by chunk.
+    pub fn recorded(&self) -> Vec<u8> {
+        self.recorded.lock().expect("lock").clone()
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// True when `needle` appears anywhere in what crossed.
+    pub fn saw(&self, needle: &[u8]) -> bool {
+        let recorded = self.recorded.lock().expect("lock");
+        !needle.is_empty()
+            && recorded
+                .windows(needle.len())
+                .any(|window| window == needle)
+    }
+}
+
+impl Drop for WireTap {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn copy_recording(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    record: Arc<std::sync::Mutex<Vec<u8>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        record
+            .lock()
+            .expect("lock")
+            .extend_from_slice(&buffer[..read]);
+        if to.write_all(&buffer[..read]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}

@@ -202,7 +202,9 @@ impl RequestObserver for Meters {
             domain: domain.to_owned(),
             client_id: request.client_id.map(str::to_owned),
             route_class: match forwarded {
-                Forwarded::Mte => RouteClass::Mte,
+                // The interface knows two classes; an outbound request is encrypted
+                // traffic, as an MTE request is.
+                Forwarded::Mte | Forwarded::Outbound => RouteClass::Mte,
                 Forwarded::PassThrough => RouteClass::PassThrough,
             },
             method: request.method.to_string(),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use mte_relay_protocol::identity::RelayIdentity;
 
 use super::error::{ConfigError, field, index, key};
+use super::outbound::DomainOutbound;
 use super::routes::{RoutePattern, RouteSet};
 use super::secret::Secret;
 
@@ -29,6 +30,8 @@ pub const DOMAIN_FIELDS: &[&str] = &[
     "cors_methods",
     "headers",
     "outbound_token",
+    "outbound_upstream",
+    "outbound_peers",
     "identity_key",
     "verify_body_before_forward",
     "pad_stream_records",
@@ -224,7 +227,8 @@ pub struct DomainConfig {
     pub cors: CorsPolicy,
     /// Added to (and replacing same-named headers of) every upstream request.
     pub headers: ConfiguredHeaders,
-    pub outbound_token: Option<Secret>,
+    /// The outbound role of an API Relay, when the domain has an outbound token.
+    pub outbound: Option<DomainOutbound>,
     /// The relay's identity: when set, pairing answers are signed and capabilities
     /// announce the public key, which clients pin.
     pub identity: Option<Arc<RelayIdentity>>,
@@ -250,6 +254,8 @@ pub(crate) struct RawDomain {
     pub cors_methods: Option<Vec<String>>,
     pub headers: Vec<(String, String)>,
     pub outbound_token: Option<String>,
+    pub outbound_upstream: Option<String>,
+    pub outbound_peers: Vec<String>,
     pub identity_key: Option<String>,
     /// Bytes, as given (a JSON number, or the legacy variable's text).
     pub verify_body_before_forward: Option<String>,
@@ -312,6 +318,8 @@ impl RawDomain {
                 "cors_methods" => raw.cors_methods = Some(strings(&at, value)?),
                 "headers" => raw.headers = header_pairs(&at, value)?,
                 "outbound_token" => raw.outbound_token = optional_string(&at, value)?,
+                "outbound_upstream" => raw.outbound_upstream = optional_string(&at, value)?,
+                "outbound_peers" => raw.outbound_peers = strings(&at, value)?,
                 "identity_key" => raw.identity_key = optional_string(&at, value)?,
                 "verify_body_before_forward" => {
                     raw.verify_body_before_forward = match value {
@@ -393,7 +401,12 @@ impl RawDomain {
             self.cors_methods.as_deref(),
         )?;
         let headers = configured_headers(&names.name("headers"), &self.headers)?;
-        let outbound_token = self.outbound_token.map(Secret::new);
+        let outbound = DomainOutbound::validate(
+            &|field| names.name(field),
+            self.outbound_token,
+            self.outbound_upstream,
+            self.outbound_peers,
+        )?;
         let identity = self
             .identity_key
             .map(|text| {
@@ -439,7 +452,7 @@ impl RawDomain {
             client_id_previous_secrets,
             cors,
             headers,
-            outbound_token,
+            outbound,
             identity,
             verify_body_before_forward,
             pad_stream_records,

@@ -299,10 +299,16 @@ impl Globals {
             },
             pool_size,
             callers: CallerBounds {
+                // With SECRET the relay pairs only with peer relays (API Relay), and one
+                // peer carries a whole service's traffic under one client id.
                 max_in_flight_per_client: ranged(
                     env,
                     "MAX_IN_FLIGHT_PER_CLIENT",
-                    (pool_size / 4).max(1),
+                    if secret.is_some() {
+                        pool_size
+                    } else {
+                        (pool_size / 4).max(1)
+                    },
                     1,
                     pool_size,
                 )?,

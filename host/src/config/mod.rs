@@ -7,6 +7,7 @@ pub mod domains;
 pub mod env;
 pub mod error;
 pub mod globals;
+pub mod outbound;
 pub mod render;
 pub mod routes;
 pub mod secret;
@@ -25,6 +26,7 @@ pub use globals::{
     DEFAULT_MAX_RESEND_TOKENS, LogFormat, LogLevel, LogSettings, PairSettings, RateLimit,
     ResendSettings, Timeouts,
 };
+pub use outbound::{DomainOutbound, OutboundSettings, PeerOrigin};
 pub use routes::{RoutePattern, RouteSet};
 pub use secret::Secret;
 pub use store::{RedisSettings, RedisUrl, StoreSettings};
@@ -64,6 +66,8 @@ pub struct Config {
     pub adapters: AdapterSettings,
     /// Where pairs live: this process, or Redis shared by replicas.
     pub store: StoreSettings,
+    /// How the outbound role (API Relay) keeps pairs with peer relays.
+    pub outbound: OutboundSettings,
     pub domains: DomainTable,
 }
 
@@ -163,6 +167,16 @@ impl Config {
         };
         let store = StoreSettings::from_env(env, &mut warnings)?;
         for domain in domains.iter() {
+            if let Some(outbound) = &domain.outbound
+                && outbound.peers.is_empty()
+            {
+                warnings.push(format!(
+                    "domain {:?} has an outbound token and no outbound_peers allow-list \
+                     (OUTBOUND_PEERS for a single domain): a caller holding the token may \
+                     name any peer origin in x-mte-upstream",
+                    domain.name
+                ));
+            }
             if domain.client_id_secret_generated && matches!(store, StoreSettings::Redis(_)) {
                 // Replicas sharing pairs must accept each other's client ids.
                 return Err(ConfigError::new(
@@ -197,11 +211,37 @@ impl Config {
                 resend: globals.resend,
                 adapters: AdapterSettings::from_env(env)?,
                 store,
+                outbound: outbound_settings(env)?,
                 domains,
             },
             warnings,
         })
     }
+}
+
+/// `OUTBOUND_PAIRS` and `OUTBOUND_MODE`.
+fn outbound_settings(env: &Env) -> Result<OutboundSettings, ConfigError> {
+    let defaults = OutboundSettings::default();
+    let pairs = match env.get("OUTBOUND_PAIRS") {
+        None => defaults.pairs,
+        Some(text) => text
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|pairs| (1..=256).contains(pairs))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "OUTBOUND_PAIRS",
+                    "not a whole number of pairs from 1 to 256",
+                )
+            })?,
+    };
+    let mode = match env.get("OUTBOUND_MODE") {
+        None => defaults.mode,
+        Some(text) => outbound::parse_mode(text)
+            .ok_or_else(|| ConfigError::new("OUTBOUND_MODE", "expected mke or mte"))?,
+    };
+    Ok(OutboundSettings { pairs, mode })
 }
 
 fn domain_map(raw: &str) -> Result<DomainTable, ConfigError> {
@@ -266,6 +306,8 @@ fn legacy_domain(env: &Env) -> Result<DomainConfig, ConfigError> {
         cors_methods: env.get("CORS_METHODS").map(|_| list("CORS_METHODS")),
         headers,
         outbound_token: env.get("OUTBOUND_TOKEN").map(str::to_owned),
+        outbound_upstream: env.get("OUTBOUND_UPSTREAM").map(str::to_owned),
+        outbound_peers: list("OUTBOUND_PEERS"),
         identity_key: env.get("RELAY_IDENTITY_KEY").map(str::to_owned),
         verify_body_before_forward: env.get("VERIFY_BODY_BEFORE_FORWARD").map(str::to_owned),
         pad_stream_records: env.get("PAD_STREAM_RECORDS").map(str::to_owned),

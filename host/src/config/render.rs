@@ -6,6 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use super::domain::DomainConfig;
+use super::outbound::PeerOrigin;
 use super::secret::REDACTED;
 use super::{AdapterDeclarations, Config};
 
@@ -60,6 +61,8 @@ pub fn redacted_config(config: &Config) -> Value {
         "domain_map": domains,
     });
     // Added apart: one `json!` of every field passes the macro's recursion limit.
+    effective["outbound_pairs"] = json!(config.outbound.pairs);
+    effective["outbound_mode"] = json!(config.outbound.mode.token());
     effective["tls_cert_file"] = json!(
         config
             .listener_tls
@@ -151,8 +154,15 @@ fn redacted_domain(domain: &DomainConfig, annotate: bool) -> Value {
         .map(|name| (name.as_str().to_owned(), json!(REDACTED)))
         .collect();
     entry.insert("headers".into(), Value::Object(headers));
-    if domain.outbound_token.is_some() {
+    if let Some(outbound) = &domain.outbound {
         entry.insert("outbound_token".into(), json!(REDACTED));
+        if let Some(peer) = &outbound.default_peer {
+            entry.insert("outbound_upstream".into(), json!(peer.as_str()));
+        }
+        if !outbound.peers.is_empty() {
+            let peers: Vec<&str> = outbound.peers.iter().map(PeerOrigin::as_str).collect();
+            entry.insert("outbound_peers".into(), json!(peers));
+        }
     }
     if let Some(identity) = &domain.identity {
         entry.insert("identity_key".into(), json!(REDACTED));

@@ -32,7 +32,12 @@ fn legacy_variables_make_a_wildcard_domain() {
         ("CORS_ORIGINS", "https://app.example.com"),
         ("CORS_METHODS", "get,patch"),
         ("HEADERS", r#"{"x-api-key":"k"}"#),
-        ("OUTBOUND_TOKEN", "token"),
+        ("OUTBOUND_TOKEN", "an-outbound-token-of-32-characters!"),
+        ("OUTBOUND_UPSTREAM", "https://Relay-B.example:8443/"),
+        (
+            "OUTBOUND_PEERS",
+            "https://relay-b.example:8443, http://relay-c.internal:8080",
+        ),
     ])
     .expect("valid");
     let config = loaded.config;
@@ -51,7 +56,12 @@ fn legacy_variables_make_a_wildcard_domain() {
         vec![http::Method::GET, http::Method::PATCH]
     );
     assert_eq!(domain.headers.map()["x-api-key"], "k");
-    assert!(domain.outbound_token.is_some());
+    let outbound = domain.outbound.as_ref().expect("outbound role");
+    assert_eq!(
+        outbound.default_peer.as_ref().map(|peer| peer.as_str()),
+        Some("https://relay-b.example:8443")
+    );
+    assert_eq!(outbound.peers.len(), 2);
     assert!(loaded.warnings.is_empty());
 }
 
@@ -121,7 +131,16 @@ fn globals_are_parsed() {
     assert_eq!(config.pairing.max_concurrent_pairings, 3);
     assert_eq!(config.pairing.max_pairs, 1000);
     assert_eq!(
-        config.callers.max_in_flight_per_client, 250,
+        config.callers.max_in_flight_per_client, 1000,
+        "with SECRET the relay serves peer relays, each a whole service: all of POOL_SIZE"
+    );
+    assert_eq!(config.outbound.pairs, 8);
+    assert_eq!(config.outbound.mode, mte_relay_protocol::header::Mode::Mke);
+    let without_secret = load(&[("UPSTREAM", "http://127.0.0.1:1"), ("POOL_SIZE", "1000")])
+        .expect("valid")
+        .config;
+    assert_eq!(
+        without_secret.callers.max_in_flight_per_client, 250,
         "a quarter of POOL_SIZE"
     );
     assert_eq!(config.pairing.rate_per_address.per_second, 0.5);
@@ -652,7 +671,7 @@ fn blank_variables_count_as_unset() {
 fn redacted_views_contain_no_secret() {
     let json = format!(
         r#"{{"a.example":{{"upstream":"http://h","client_id_secret":"{SECRET_A}",
-            "client_id_previous_secrets":["{SECRET_B}"],"outbound_token":"tok-123-secret",
+            "client_id_previous_secrets":["{SECRET_B}"],"outbound_token":"tok-123-secret-tok-123-secret-tok-123",
             "headers":{{"authorization":"Bearer upstream-credential"}}}}}}"#
     );
     let relay_secret = "relay-secret-relay-secret-relay-secret";
@@ -666,7 +685,7 @@ fn redacted_views_contain_no_secret() {
     for secret in [
         SECRET_A,
         SECRET_B,
-        "tok-123-secret",
+        "tok-123-secret-tok-123-secret-tok-123",
         "upstream-credential",
         relay_secret,
     ] {
@@ -975,4 +994,53 @@ proptest! {
             prop_assert!(!error.to_string().contains('\n'));
         }
     }
+}
+
+#[test]
+fn outbound_settings_are_checked() {
+    let outbound = load(&[
+        ("UPSTREAM", "http://127.0.0.1:1"),
+        ("OUTBOUND_TOKEN", "an-outbound-token-of-32-characters!"),
+        ("OUTBOUND_PAIRS", "3"),
+        ("OUTBOUND_MODE", "MTE"),
+    ])
+    .expect("valid");
+    assert_eq!(outbound.config.outbound.pairs, 3);
+    assert_eq!(
+        outbound.config.outbound.mode,
+        mte_relay_protocol::header::Mode::Mte
+    );
+    assert!(
+        outbound
+            .warnings
+            .iter()
+            .any(|warning| warning.contains("no outbound_peers allow-list")),
+        "{:?}",
+        outbound.warnings
+    );
+    for (env, location) in [
+        (vec![("OUTBOUND_TOKEN", "short")], "OUTBOUND_TOKEN"),
+        (
+            vec![("OUTBOUND_UPSTREAM", "http://peer:1")],
+            "OUTBOUND_UPSTREAM",
+        ),
+        (vec![("OUTBOUND_PAIRS", "0")], "OUTBOUND_PAIRS"),
+        (vec![("OUTBOUND_MODE", "aes")], "OUTBOUND_MODE"),
+        (
+            vec![
+                ("OUTBOUND_TOKEN", "an-outbound-token-of-32-characters!"),
+                ("OUTBOUND_PEERS", "http://peer:1,peer-two:2"),
+            ],
+            "OUTBOUND_PEERS[1]",
+        ),
+    ] {
+        let mut env = env;
+        env.push(("UPSTREAM", "http://127.0.0.1:1"));
+        let error = load(&env).expect_err("refused");
+        assert_eq!(error.location, location, "{error}");
+    }
+    let map = r#"{"a":{"upstream":"http://h","outbound_token":"an-outbound-token-of-32-characters!",
+        "outbound_upstream":"http://peer:1/path"}}"#;
+    let error = load(&[("DOMAIN_MAP", map)]).expect_err("a path");
+    assert_eq!(error.location, r#"DOMAIN_MAP["a"].outbound_upstream"#);
 }

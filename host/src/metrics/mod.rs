@@ -60,6 +60,17 @@ struct DomainLabels {
     domain: Domain,
 }
 
+/// A peer relay's origin as configured, or [`UNLISTED_PEER`]: never a value a caller
+/// chose, so the label set stays bounded.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabels {
+    peer: Arc<String>,
+}
+
+/// The `peer` label of an outbound request to a peer the configuration does not name
+/// (a domain without an allow-list lets a caller name any).
+pub const UNLISTED_PEER: &str = "unlisted";
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModeLabels {
     domain: Domain,
@@ -139,6 +150,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     upstream_duration: Family<DomainLabels, Histogram, fn() -> Histogram>,
+    outbound_duration: Family<PeerLabels, Histogram, fn() -> Histogram>,
     decode_duration: Family<ModeLabels, Histogram, fn() -> Histogram>,
     encode_duration: Family<ModeLabels, Histogram, fn() -> Histogram>,
     request_bytes: Family<DomainLabels, Counter>,
@@ -181,6 +193,15 @@ impl Metrics {
             "Time from sending a request upstream to its response head (Upstream Proxy Time)",
             Unit::Seconds,
             upstream_duration.clone(),
+        );
+        let outbound_duration: Family<PeerLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(REQUEST_BUCKETS));
+        registry.register_with_unit(
+            "outbound_duration",
+            "Time from sending an outbound request to a peer relay until its answer's head \
+             was decrypted (Outbound Proxy Time, API Relay)",
+            Unit::Seconds,
+            outbound_duration.clone(),
         );
         let decode_duration: Family<ModeLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(|| Histogram::new(CRYPTO_BUCKETS));
@@ -273,6 +294,7 @@ impl Metrics {
             requests,
             request_duration,
             upstream_duration,
+            outbound_duration,
             decode_duration,
             encode_duration,
             request_bytes,
@@ -353,6 +375,18 @@ impl RequestObserver for Metrics {
             self.upstream_duration
                 .get_or_create(&domain_labels)
                 .observe(request.upstream.as_secs_f64());
+        }
+        if let Some(peer) = request.peer {
+            let peer = if request.peer_configured {
+                peer
+            } else {
+                UNLISTED_PEER
+            };
+            self.outbound_duration
+                .get_or_create(&PeerLabels {
+                    peer: Arc::new(peer.to_owned()),
+                })
+                .observe(request.outbound.as_secs_f64());
         }
         if let Some(mode) = request.mode {
             let labels = ModeLabels {
@@ -460,10 +494,13 @@ mod tests {
             mode: Some(Mode::Mte),
             client_id: Some("a-client-id-that-must-not-show"),
             trace_id: None,
+            peer: None,
+            peer_configured: false,
             duration: Duration::from_millis(3),
             upstream: Duration::from_millis(2),
             decode: Duration::from_micros(40),
             encode: Duration::from_micros(30),
+            outbound: Duration::ZERO,
             bytes_in: 100,
             bytes_out: 200,
         });

@@ -1,19 +1,24 @@
 //! The request pipelines: the relay's protocol endpoints, one MTE request's life
-//! (decode -> upstream -> encode), and pass-through forwarding. The server calls the
-//! three functions here and [`passthrough::forward`].
+//! (decode -> upstream -> encode), pass-through forwarding, and outbound requests to a
+//! peer relay. The server calls the three functions here, [`passthrough::forward`] and
+//! [`outbound::forward`].
 
 mod capabilities;
+pub mod outbound;
 mod pairing;
 pub mod passthrough;
 mod request;
 mod streams;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
+
+use mte_relay_protocol::registry::ErrorReason;
 
 use crate::body::RelayBody;
 use crate::context::RequestContext;
@@ -62,17 +67,28 @@ pub(crate) fn log_upstream_failure(ctx: &RequestContext, error: &UpstreamError) 
     );
 }
 
-/// The domain as the protocol binds it: the request's host, lowercase, without port.
-pub fn protocol_domain(host: &str) -> String {
-    let host = host.trim();
-    let without_port = if let Some(rest) = host.strip_prefix('[') {
-        // [v6]:port -> [v6]
-        rest.split_once(']')
-            .map_or(host, |(inside, _)| &host[..inside.len() + 2])
-    } else {
-        host.rsplit_once(':').map_or(host, |(name, _)| name)
-    };
-    without_port.to_ascii_lowercase()
+/// The domain as the protocol binds it (one rule, in the protocol crate).
+pub use mte_relay_protocol::host::protocol_domain;
+
+/// Why a pipeline refused a request, with a message safe to show the client; answered
+/// as a registry error (or, once an MTE head opened, sealed) by the pipeline's entry.
+pub(crate) struct Refusal {
+    pub reason: ErrorReason,
+    pub message: Cow<'static, str>,
+}
+
+pub(crate) fn refuse(reason: ErrorReason, message: impl Into<Cow<'static, str>>) -> Refusal {
+    Refusal {
+        reason,
+        message: message.into(),
+    }
+}
+
+impl Refusal {
+    /// The registry error the client gets, in the clear.
+    pub(crate) fn into_response(self) -> Response<RelayBody> {
+        crate::response::registry_error(self.reason, self.message)
+    }
 }
 
 /// Why [`read_bounded`] stopped.
@@ -111,17 +127,4 @@ pub(crate) async fn read_bounded(
         }
     }
     Ok(Bytes::from(whole))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::protocol_domain;
-
-    #[test]
-    fn protocol_domain_drops_port_and_case() {
-        assert_eq!(protocol_domain("API.Example.com:8443"), "api.example.com");
-        assert_eq!(protocol_domain("api.example.com"), "api.example.com");
-        assert_eq!(protocol_domain("[::1]:8080"), "[::1]");
-        assert_eq!(protocol_domain("127.0.0.1:9"), "127.0.0.1");
-    }
 }

@@ -165,7 +165,12 @@ pub async fn serve(
     drop(permit);
     let (client_id, pairs, signature) = match accepted {
         Ok(Ok(accepted)) => accepted,
-        Ok(Err((reason, message))) => return registry_error(reason, message),
+        Ok(Err((reason, message))) => {
+            if reason == ErrorReason::SecretMismatch {
+                log_secret_mismatch(ctx, &message);
+            }
+            return registry_error(reason, message);
+        }
         Err(_) => return registry_error(ErrorReason::Internal, "pairing task failed"),
     };
 
@@ -207,6 +212,23 @@ pub async fn serve(
         signature,
     };
     response::json(&serde_json::to_value(&document).unwrap_or_default())
+}
+
+/// A pairing under another `SECRET` (or none): the usual cause is a configuration
+/// that differs between the two relays of an API Relay, so the line names it.
+fn log_secret_mismatch(ctx: &RequestContext, detail: &str) {
+    static REPORTED: LogThrottle = LogThrottle::new(Duration::from_secs(10));
+    if let Some(held_back) = REPORTED.admit() {
+        tracing::warn!(
+            request_id = %ctx.request_id,
+            remote_addr = %ctx.remote_addr,
+            domain = %ctx.domain.name,
+            refusals_not_logged = held_back,
+            detail,
+            "pairing refused: the peer's SECRET does not match this relay's SECRET \
+             (check that both relays are given the same SECRET)"
+        );
+    }
 }
 
 /// The store holds `MAX_PAIRS`: pairing resumes as pairs expire or are evicted.

@@ -14,7 +14,6 @@
 //! A refusal before the head opened is a plain registry error; one after it is sealed
 //! under the response key ([`seal_refusal`]), so the client knows it is the relay's.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,7 +31,7 @@ use mte_relay_protocol::registry::{ERROR_HEADER, ErrorReason, is_idempotent};
 use mte_relay_protocol::rng::os_rng;
 
 use super::streams::{DecodeFailure, DecryptingBody, EncryptingBody};
-use super::{ReadError, protocol_domain, read_bounded};
+use super::{ReadError, Refusal, protocol_domain, read_bounded, refuse};
 use crate::adapters::{self, Decision, RequestFacts};
 use crate::admission::Slot;
 use crate::body::{Holding, RelayBody, boxed, empty, full};
@@ -44,19 +43,6 @@ use crate::store::{
     CommitError, CommitTokenError, Lookup, PairKey, RatchetUse, TokenClaim, TokenRecord, unix_now,
 };
 use crate::trace_context;
-
-/// Why the relay refused the request, with a message safe to show the client.
-struct Refusal {
-    reason: ErrorReason,
-    message: Cow<'static, str>,
-}
-
-fn refuse(reason: ErrorReason, message: impl Into<Cow<'static, str>>) -> Refusal {
-    Refusal {
-        reason,
-        message: message.into(),
-    }
-}
 
 pub async fn handle(
     state: &Arc<AppState>,
@@ -501,15 +487,20 @@ fn upstream_request_for(
     body: RelayBody,
     failure: &DecodeFailure,
 ) -> Result<Request<RelayBody>, Refusal> {
+    let declared = declared_length(head)?;
     let upstream_body = if message.has_body() {
         let decoder = message.body_decoder(Some(state.config.limits.max_body_bytes));
-        boxed(DecryptingBody::new(
-            body,
-            decoder,
-            failure.clone(),
-            ctx.timings.clone(),
-        ))
+        boxed(
+            DecryptingBody::new(body, decoder, failure.clone(), ctx.timings.clone())
+                .with_length(declared),
+        )
     } else {
+        if declared.is_some_and(|length| length > 0) {
+            return Err(refuse(
+                ErrorReason::DecodeFailed,
+                "the head states a content-length, and the request has no body",
+            ));
+        }
         empty()
     };
     let request = upstream_request(method, head, upstream_body)?;
@@ -517,6 +508,38 @@ fn upstream_request_for(
         ctx.timings.set_trace_id(trace_id);
     }
     Ok(request)
+}
+
+/// The plaintext length the sealed head states in `content-length`, when it states one
+/// (a client that knew its body's length sends it, so the upstream gets the request
+/// with its length rather than chunked). Several differing values are refused, as
+/// RFC 9110 §8.6 asks.
+fn declared_length(head: &RequestHead) -> Result<Option<u64>, Refusal> {
+    let mut declared = None;
+    for field in head
+        .headers
+        .iter()
+        .filter(|field| field.name == "content-length")
+    {
+        let length = std::str::from_utf8(&field.value)
+            .ok()
+            .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|text| text.parse::<u64>().ok())
+            .ok_or_else(|| {
+                refuse(
+                    ErrorReason::DecodeFailed,
+                    "the head's content-length is not a number",
+                )
+            })?;
+        if declared.is_some_and(|earlier| earlier != length) {
+            return Err(refuse(
+                ErrorReason::DecodeFailed,
+                "the head states two different content-lengths",
+            ));
+        }
+        declared = Some(length);
+    }
+    Ok(declared)
 }
 
 /// Refuses a non-idempotent request whose `not_after` is past, or further ahead than

@@ -28,6 +28,11 @@ pub struct DecryptingBody {
     failure: DecodeFailure,
     timings: Arc<RequestTimings>,
     done: bool,
+    /// The plaintext length the sealed head states, when it states one: the body is
+    /// sent upstream with it, and fails if the records hold more or fewer bytes.
+    declared: Option<u64>,
+    /// Plaintext bytes yielded so far.
+    yielded: u64,
 }
 
 impl DecryptingBody {
@@ -43,7 +48,16 @@ impl DecryptingBody {
             failure,
             timings,
             done: false,
+            declared: None,
+            yielded: 0,
         }
+    }
+
+    /// The same body, stating `length` plaintext bytes (the head's `content-length`),
+    /// which it then holds the records to.
+    pub fn with_length(mut self, length: Option<u64>) -> Self {
+        self.declared = length;
+        self
     }
 
     fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
@@ -80,6 +94,13 @@ impl Body for DecryptingBody {
                         return this.fail(error);
                     }
                     if !plain.is_empty() {
+                        this.yielded = this.yielded.saturating_add(plain.len() as u64);
+                        if this
+                            .declared
+                            .is_some_and(|declared| this.yielded > declared)
+                        {
+                            return this.fail(BodyError::LengthMismatch);
+                        }
                         return Poll::Ready(Some(Ok(Frame::data(Bytes::from(plain)))));
                     }
                 }
@@ -90,6 +111,12 @@ impl Body for DecryptingBody {
                 None => {
                     if let Err(error) = this.decoder.finish() {
                         return this.fail(error);
+                    }
+                    if this
+                        .declared
+                        .is_some_and(|declared| this.yielded != declared)
+                    {
+                        return this.fail(BodyError::LengthMismatch);
                     }
                     this.done = true;
                     return Poll::Ready(None);
@@ -103,7 +130,11 @@ impl Body for DecryptingBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
+        // A stated length goes upstream as `content-length`, as the client sent it.
+        match self.declared {
+            Some(declared) => SizeHint::with_exact(declared.saturating_sub(self.yielded)),
+            None => SizeHint::default(),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use crate::context::RequestContext;
 use crate::forwarded::Provenance;
 use crate::observe::Forwarded;
 use crate::pipeline;
-use crate::pipeline::passthrough;
+use crate::pipeline::{outbound, passthrough};
 use crate::response::{RelayRefusal, registry_error};
 use crate::state::AppState;
 use crate::telemetry::access::{CountingBody, UnansweredGuard};
@@ -66,6 +66,7 @@ pub async fn handle(
     record.forwarded = match class {
         RouteClass::Mte => Some(Forwarded::Mte),
         RouteClass::PassThrough => Some(Forwarded::PassThrough),
+        RouteClass::Outbound => Some(Forwarded::Outbound),
         _ => None,
     };
 
@@ -112,6 +113,18 @@ pub async fn handle(
             ),
         },
         RouteClass::PassThrough => passthrough::forward(&state, &ctx, request).await,
+        // Outbound requests share the `POOL_SIZE` bound of MTE requests: each holds
+        // a pair's worth of cipher state until its response ends.
+        RouteClass::Outbound => match state.mte_permits.clone().try_acquire_owned() {
+            Ok(acquired) => {
+                permit = Some(acquired);
+                outbound::forward(&state, &ctx, request).await
+            }
+            Err(_) => registry_error(
+                ErrorReason::Overloaded,
+                "the relay is at its bound of in-flight requests; retry later",
+            ),
+        },
         RouteClass::MethodNotServed => registry_error(
             ErrorReason::RouteNotFound,
             format!("{method} is not served on {path}"),

@@ -11,6 +11,8 @@ pub use mte_relay_protocol::capabilities::CAPABILITIES_ROUTE as CAPABILITIES_PAT
 pub use mte_relay_protocol::header::RELAY_HEADER;
 pub use mte_relay_protocol::pairing::PAIR_ROUTE as PAIR_PATH;
 
+use crate::pipeline::outbound::OUTBOUND_TOKEN_HEADER;
+
 /// The relay's endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LocalRoute {
@@ -30,6 +32,8 @@ pub enum RouteClass {
     Local(LocalRoute),
     /// A request with `x-mte-relay`: its real path and headers are encrypted.
     Mte,
+    /// A request with `x-mte-outbound-token`: sent encrypted to a peer relay.
+    Outbound,
     PassThrough,
     /// A local path with a method it does not serve.
     MethodNotServed,
@@ -48,6 +52,7 @@ impl RouteClass {
             RouteClass::Local(LocalRoute::Pair) => "pair",
             RouteClass::Local(LocalRoute::Echo) => "echo",
             RouteClass::Mte => "mte",
+            RouteClass::Outbound => "outbound",
             RouteClass::PassThrough => "pass-through",
             RouteClass::MethodNotServed | RouteClass::NotFound | RouteClass::RelayHeaderMissing => {
                 "rejected"
@@ -56,9 +61,11 @@ impl RouteClass {
     }
 }
 
-/// Classifies a request for `domain`. Order matters: the pairing endpoints are never
-/// MTE requests; any other request carrying `x-mte-relay` is (its outer path means
-/// nothing); then the plain echo, then pass-through routes.
+/// Classifies a request for `domain`. Order matters: a request carrying
+/// `x-mte-outbound-token` is outbound whatever its path (the path is the peer
+/// upstream's); the pairing endpoints are never MTE requests; any other request
+/// carrying `x-mte-relay` is (its outer path means nothing); then the plain echo, then
+/// pass-through routes.
 pub fn classify(
     domain: &DomainConfig,
     method: &Method,
@@ -67,6 +74,9 @@ pub fn classify(
 ) -> RouteClass {
     if is_preflight(method, headers) && domain.cors.is_enabled() {
         return RouteClass::Preflight;
+    }
+    if headers.contains_key(OUTBOUND_TOKEN_HEADER) {
+        return RouteClass::Outbound;
     }
     let read = *method == Method::GET || *method == Method::HEAD;
     match path {

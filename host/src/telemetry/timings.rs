@@ -15,6 +15,7 @@ pub struct RequestTimings {
     upstream_micros: AtomicU64,
     decode_micros: AtomicU64,
     encode_micros: AtomicU64,
+    outbound_micros: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     /// The verified client id of an MTE request, for usage records.
@@ -23,6 +24,16 @@ pub struct RequestTimings {
     mode: OnceLock<Mode>,
     /// The W3C trace id of the request, when it carried a valid `traceparent`.
     trace_id: OnceLock<String>,
+    /// The peer relay of an outbound request.
+    peer: OnceLock<Peer>,
+}
+
+/// The peer relay of an outbound request, and whether the configuration names it (a
+/// default or on the allow-list): only those are metric labels, which stay bounded.
+#[derive(Debug)]
+pub struct Peer {
+    pub origin: String,
+    pub configured: bool,
 }
 
 impl RequestTimings {
@@ -32,11 +43,13 @@ impl RequestTimings {
             upstream_micros: AtomicU64::new(0),
             decode_micros: AtomicU64::new(0),
             encode_micros: AtomicU64::new(0),
+            outbound_micros: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             client_id: OnceLock::new(),
             mode: OnceLock::new(),
             trace_id: OnceLock::new(),
+            peer: OnceLock::new(),
         }
     }
 
@@ -57,6 +70,28 @@ impl RequestTimings {
     /// Time spent encrypting the response (head and body chunks).
     pub fn add_encode(&self, spent: Duration) {
         add(&self.encode_micros, spent);
+    }
+
+    /// Time from sending an outbound request to the peer relay until its answer's
+    /// head was decrypted (the documents' Outbound Proxy Time).
+    pub fn add_outbound(&self, spent: Duration) {
+        add(&self.outbound_micros, spent);
+    }
+
+    /// Records the peer relay of an outbound request (first call wins).
+    pub fn set_peer(&self, origin: &str, configured: bool) {
+        let _ = self.peer.set(Peer {
+            origin: origin.to_owned(),
+            configured,
+        });
+    }
+
+    pub fn peer(&self) -> Option<&Peer> {
+        self.peer.get()
+    }
+
+    pub fn outbound(&self) -> Duration {
+        Duration::from_micros(self.outbound_micros.load(Ordering::Relaxed))
     }
 
     /// Request body bytes received from the client (as sent: ciphertext for MTE).

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use http::{Method, Request, Response};
 use mte_relay_protocol::capabilities::Capabilities;
-use mte_relay_protocol::head::RequestHead;
+use mte_relay_protocol::head::{HeaderField, RequestHead};
 use mte_relay_protocol::header::{Flags, HEAD_HEADER, Mode, RelayHeader};
 use mte_relay_protocol::ids::PairId;
 use mte_relay_protocol::message::{RequestContext, SealError};
@@ -18,6 +18,7 @@ use crate::reaction::{
 };
 use crate::request::{
     AttemptSource, EncryptingBody, RequestBody, check_mte_body_len, outer_request, request_head,
+    stated_length,
 };
 use crate::resend::ResendGuard;
 use crate::response::{Body, decrypt_response};
@@ -166,6 +167,10 @@ impl RelayClient {
         }
         let guard = ResendGuard::new();
         let mut head = request_head(&parts.uri, &parts.headers)?;
+        if let Some(length) = stated_length(&body, &parts.headers) {
+            head.headers
+                .push(HeaderField::new("content-length", length.to_string()));
+        }
         head.token = guard.token();
         // Validate the head once, so that an invalid one burns no sequence number.
         head.encode_into(&mut Vec::new())

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use mte_relay_protocol::ErrorReason;
+use mte_relay_protocol::pairing::PairingError;
 
 /// A boxed error from a body or a transport layer.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -96,6 +97,46 @@ impl ClientError {
         match self {
             ClientError::Registry { reason, .. } => Some(*reason),
             _ => None,
+        }
+    }
+
+    /// True when the client's request timeout ended the exchange before the relay's
+    /// answer arrived.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Transport { source: Some(source), .. }
+                if source.is::<tokio::time::error::Elapsed>()
+        )
+    }
+
+    /// True when the relay could not be reached at all: the connection failed before
+    /// any byte of the request was sent.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Transport {
+                retry_safe: true,
+                ..
+            }
+        )
+    }
+
+    /// True when pairing failed because this client's `SECRET` is not the relay's:
+    /// the relay refused the offer (`secret-mismatch`), or the relay's key
+    /// confirmation did not match (it has a `SECRET` and this client none, or the
+    /// exchange was altered).
+    pub fn is_secret_mismatch(&self) -> bool {
+        match self {
+            ClientError::Registry { reason, .. } => *reason == ErrorReason::SecretMismatch,
+            ClientError::Protocol {
+                source: Some(source),
+                ..
+            } => matches!(
+                source.downcast_ref::<PairingError>(),
+                Some(PairingError::ConfirmationFailed)
+            ),
+            _ => false,
         }
     }
 

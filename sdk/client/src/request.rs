@@ -13,6 +13,7 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use mte_relay_protocol::head::{HeaderField, RequestHead};
 use mte_relay_protocol::header::{HEAD_HEADER, RELAY_HEADER, RelayHeader};
+use mte_relay_protocol::hop_by_hop;
 use mte_relay_protocol::padding::MTE_MAX_MESSAGE;
 use mte_relay_protocol::stream::{BodyEncoder, BodyError};
 
@@ -187,18 +188,12 @@ pub(crate) enum AttemptSource {
     Streaming(SourceSlot),
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) and the fields the protocol re-creates itself;
-/// none of them travels in the encrypted head.
+/// Hop-by-hop headers (the protocol crate's one list) and the fields the protocol
+/// re-creates itself; none of them travels in the encrypted head.
 fn is_hop_by_hop_or_framing(name: &HeaderName) -> bool {
-    name == header::CONNECTION
-        || name == header::TE
-        || name == header::TRAILER
-        || name == header::TRANSFER_ENCODING
-        || name == header::UPGRADE
+    hop_by_hop::is_hop_by_hop(name.as_str())
         || name == header::HOST
         || name == header::CONTENT_LENGTH
-        || name.as_str() == "keep-alive"
-        || name.as_str().starts_with("proxy-")
 }
 
 /// Headers the client sets on the outer request itself; configured extra headers must
@@ -213,14 +208,13 @@ pub(crate) fn is_reserved_outer_header(name: &HeaderName) -> bool {
 /// lowercase already (the `http` crate normalises them). Fields named by `Connection`
 /// are hop-by-hop too.
 pub(crate) fn end_to_end_headers(headers: &HeaderMap) -> Vec<HeaderField> {
-    let connection_listed: Vec<String> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|token| token.trim().to_ascii_lowercase())
-        .filter(|token| !token.is_empty())
-        .collect();
+    let connection_listed: Vec<String> = hop_by_hop::connection_named(
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok()),
+    )
+    .collect();
     headers
         .iter()
         .filter(|(name, _)| !is_hop_by_hop_or_framing(name))
@@ -254,6 +248,24 @@ pub(crate) fn request_head(uri: &Uri, headers: &HeaderMap) -> Result<RequestHead
         headers: end_to_end_headers(headers),
         ..RequestHead::default()
     })
+}
+
+/// The plaintext length the sealed head states in `content-length`, so the relay can
+/// send the request upstream with its length instead of chunked: a whole body's own
+/// length, or the caller's `content-length` for a streaming body (the relay holds the
+/// records to it and fails the request if they differ). No body, no length.
+pub(crate) fn stated_length(body: &RequestBody, headers: &HeaderMap) -> Option<u64> {
+    if !body.has_body() {
+        return None;
+    }
+    match body.known_len() {
+        Some(len) => u64::try_from(len).ok(),
+        None => headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|text| text.parse().ok()),
+    }
 }
 
 /// Refuses, before anything is sent, a whole body that MTE mode cannot carry.

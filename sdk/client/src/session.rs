@@ -272,9 +272,18 @@ impl Session {
                 .map(|_| PendingPair::generate(&mut rng))
                 .collect()
         };
+        let scope = PairingScope {
+            domain: &self.config.domain,
+            client_id: &identity.client_id,
+            psk: self
+                .config
+                .secret
+                .as_ref()
+                .map(|secret| secret.expose_secret()),
+        };
         let document = PairingRequest {
             client_id: identity.client_id.to_string(),
-            pairs: pending.iter().map(PendingPair::offer).collect(),
+            pairs: pending.iter().map(|pair| pair.offer_in(scope)).collect(),
         };
         let json = serde_json::to_vec(&document)
             .map_err(|error| ClientError::invalid_request(format!("pairing document: {error}")))?;
@@ -299,15 +308,6 @@ impl Session {
                 pending.len()
             )));
         }
-        let scope = PairingScope {
-            domain: &self.config.domain,
-            client_id: &identity.client_id,
-            psk: self
-                .config
-                .secret
-                .as_ref()
-                .map(|secret| secret.expose_secret()),
-        };
         if let Some(relay_key) = &identity.relay_key {
             let hashes = pending
                 .iter()

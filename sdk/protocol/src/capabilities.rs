@@ -15,7 +15,7 @@ pub const CAPABILITIES_ROUTE: &str = "/api/mte-relay";
 /// The protocol name in the document.
 pub const PROTOCOL_NAME: &str = "mte-relay";
 /// The full version this crate implements.
-pub const PROTOCOL_VERSION: &str = "1.1";
+pub const PROTOCOL_VERSION: &str = "1.2";
 
 /// Limits a relay enforces, announced so that clients stay within them.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -13,6 +13,7 @@ use crate::secret::Secret32;
 
 pub(crate) const LABEL_TRANSCRIPT: &[u8] = b"mte-relay/v1 pairing transcript";
 pub(crate) const LABEL_PSK: &[u8] = b"mte-relay/v1 psk";
+pub(crate) const LABEL_PSK_PROOF: &[u8] = b"mte-relay/v1 psk proof";
 pub(crate) const LABEL_MKE_ROOT: &[u8] = b"mte-relay/v1 mke root";
 pub(crate) const LABEL_MTE_EPOCH0: &[u8] = b"mte-relay/v1 mte epoch 0";
 pub(crate) const LABEL_CONFIRM: &[u8] = b"mte-relay/v1 pairing confirm";

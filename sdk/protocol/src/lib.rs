@@ -23,6 +23,8 @@ pub mod encoding;
 pub mod fuzzing;
 pub mod head;
 pub mod header;
+pub mod hop_by_hop;
+pub mod host;
 pub mod identity;
 pub mod ids;
 mod kdf;

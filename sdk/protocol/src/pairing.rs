@@ -13,13 +13,23 @@
 //!
 //! `confirm` travels to the client, which compares it in constant time: a mismatch
 //! means the two sides hold different `SECRET`s, or someone altered the exchange.
+//!
+//! With a `SECRET`, each offer also proves the client holds it, so the relay refuses a
+//! pairing under another `SECRET` (`secret-mismatch`) instead of keeping pairs the
+//! client cannot use:
+//!
+//! ```text
+//! psk proof  = HMAC-SHA256(psk key, lp("mte-relay/v1 psk proof") || lp(domain)
+//!                          || lp(client id) || lp(pair id) || lp(public key))
+//! ```
 
 use subtle::ConstantTimeEq;
 
 use crate::encoding::{b64_decode, b64_decode_array, b64_encode, put_lp};
 use crate::ids::{PairId, is_client_id_syntax};
 use crate::kdf::{
-    self, LABEL_CONFIRM, LABEL_MKE_ROOT, LABEL_MTE_EPOCH0, LABEL_PSK, LABEL_TRANSCRIPT,
+    self, LABEL_CONFIRM, LABEL_MKE_ROOT, LABEL_MTE_EPOCH0, LABEL_PSK, LABEL_PSK_PROOF,
+    LABEL_TRANSCRIPT,
 };
 use crate::keys::PairKeys;
 use crate::registry::ErrorReason;
@@ -61,6 +71,10 @@ pub struct PairOffer {
     pub pair_id: String,
     /// base64url of the 1216-byte X-Wing encapsulation key.
     pub public_key: String,
+    /// base64url of the 32-byte proof that the client holds the relay's `SECRET`;
+    /// present exactly when the client was given one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psk_proof: Option<String>,
 }
 
 /// `POST /api/mte-pair` response body: one answer per offer, in order.
@@ -129,6 +143,20 @@ pub enum PairingError {
         "pairing key confirmation failed: the peers' SECRET values differ or the exchange was altered"
     )]
     ConfirmationFailed,
+    /// The relay has a `SECRET` and the offer proves none.
+    #[error(
+        "this relay pairs only with clients that hold its SECRET (API Relay mode), and the \
+         offer carries no proof of one"
+    )]
+    SecretRequired,
+    /// The offer's proof is for another `SECRET`.
+    #[error("the offer proves a different SECRET than this relay's; set the same SECRET on both")]
+    SecretMismatch,
+    /// The offer proves a `SECRET`, and the relay has none.
+    #[error(
+        "the offer proves a SECRET, and this relay has none; set the same SECRET on both, or none"
+    )]
+    SecretUnexpected,
 }
 
 impl PairingError {
@@ -136,6 +164,9 @@ impl PairingError {
     pub fn reason(&self) -> ErrorReason {
         match self {
             PairingError::TooManyPairs { .. } => ErrorReason::PairingLimit,
+            PairingError::SecretRequired
+            | PairingError::SecretMismatch
+            | PairingError::SecretUnexpected => ErrorReason::SecretMismatch,
             _ => ErrorReason::PairingMalformed,
         }
     }
@@ -207,11 +238,24 @@ impl PendingPair {
         self.pair_id
     }
 
-    /// The offer to send to the relay.
+    /// The offer to a relay without a `SECRET`.
     pub fn offer(&self) -> PairOffer {
         PairOffer {
             pair_id: self.pair_id.to_string(),
             public_key: b64_encode(self.public_key()),
+            psk_proof: None,
+        }
+    }
+
+    /// The offer to send to the relay of `scope`, with the proof of its `SECRET` when
+    /// it has one.
+    pub fn offer_in(&self, scope: PairingScope<'_>) -> PairOffer {
+        PairOffer {
+            pair_id: self.pair_id.to_string(),
+            public_key: b64_encode(self.public_key()),
+            psk_proof: scope
+                .psk
+                .map(|psk| b64_encode(&psk_proof(psk, scope, &self.pair_id, self.public_key()))),
         }
     }
 
@@ -304,6 +348,7 @@ pub fn accept_offer(
     let public_key = b64_decode(offer.public_key.as_bytes())
         .filter(|key| key.len() == PUBLIC_KEY_LEN)
         .ok_or(PairingError::InvalidPublicKey)?;
+    check_psk_proof(scope, offer, &pair_id, &public_key)?;
     let encapsulation_key =
         xwing::EncapsulationKey::from_bytes(&public_key).ok_or(PairingError::InvalidPublicKey)?;
     let (ciphertext, shared) = encapsulation_key.encapsulate(rng);
@@ -326,6 +371,43 @@ pub fn accept_offer(
         answer,
         transcript_hash: derived.transcript_hash,
     })
+}
+
+/// The proof, in an offer, that the client holds `psk` (see the module's table).
+fn psk_proof(psk: &[u8], scope: PairingScope<'_>, pair_id: &PairId, public_key: &[u8]) -> [u8; 32] {
+    let psk_key = zeroize::Zeroizing::new(kdf::hmac(psk, &[LABEL_PSK]));
+    let mut message = Vec::with_capacity(1400);
+    put_lp(&mut message, LABEL_PSK_PROOF);
+    put_lp(&mut message, scope.domain.as_bytes());
+    put_lp(&mut message, scope.client_id.as_bytes());
+    put_lp(&mut message, pair_id.as_bytes());
+    put_lp(&mut message, public_key);
+    kdf::hmac(psk_key.as_slice(), &[&message])
+}
+
+/// Checks, before any key work, that an offer proves the relay's `SECRET` when it has
+/// one and proves none when it has none (compared in constant time).
+fn check_psk_proof(
+    scope: PairingScope<'_>,
+    offer: &PairOffer,
+    pair_id: &PairId,
+    public_key: &[u8],
+) -> Result<(), PairingError> {
+    match (scope.psk, &offer.psk_proof) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(PairingError::SecretUnexpected),
+        (Some(_), None) => Err(PairingError::SecretRequired),
+        (Some(psk), Some(proof)) => {
+            let given: [u8; 32] =
+                b64_decode_array(proof.as_bytes()).ok_or(PairingError::SecretMismatch)?;
+            let expected = psk_proof(psk, scope, pair_id, public_key);
+            if bool::from(expected.ct_eq(&given)) {
+                Ok(())
+            } else {
+                Err(PairingError::SecretMismatch)
+            }
+        }
+    }
 }
 
 /// What pairing derives; exposed for test vectors.

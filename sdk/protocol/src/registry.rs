@@ -112,6 +112,10 @@ registry! {
     /// A pairing offer names a pair id this client already holds. Pairs are never
     /// replaced, whoever sends the offer; a client picks fresh random ids.
     PairIdTaken = (567, "pair-id-taken", Surface, true),
+    /// The relay has a `SECRET` (API Relay mode) and the pairing offer proves another
+    /// one, or none; or the offer proves one and the relay has none. Both sides must be
+    /// configured with the same `SECRET`.
+    SecretMismatch = (567, "secret-mismatch", Surface, true),
     /// The relay is at a bound (in-flight requests, concurrent pairings, pairs held) or
     /// the caller at its pairing rate; see `Retry-After`.
     Overloaded = (568, "overloaded", BackOff, true),
@@ -121,6 +125,16 @@ registry! {
     DomainUnknown = (404, "domain-unknown", Surface, true),
     /// The path is neither a local, pass-through nor allowed MTE route.
     RouteNotFound = (404, "route-not-found", Surface, true),
+    /// An outbound request (API Relay) whose `x-mte-outbound-token` does not match the
+    /// domain's outbound token, or a domain that has none. Nothing was sent anywhere.
+    OutboundTokenInvalid = (401, "outbound-token-invalid", Surface, true),
+    /// An outbound request names a peer relay (`x-mte-upstream`) that is not on the
+    /// domain's `outbound_peers` allow-list, or is not an http(s) origin.
+    OutboundPeerForbidden = (403, "outbound-peer-forbidden", Surface, true),
+    /// An outbound request that cannot be sent as given: it names no peer relay and
+    /// the domain has no `outbound_upstream`, or its `x-mte-encode-type` is neither
+    /// `MKE` nor `MTE`.
+    OutboundRequestInvalid = (400, "outbound-request-invalid", Surface, true),
     /// The relay could not connect to the upstream.
     UpstreamUnreachable = (502, "upstream-unreachable", Surface, true),
     /// The upstream failed after the request was sent (reset, malformed response).
@@ -228,7 +242,8 @@ mod tests {
     fn protocol_failures_use_the_559_to_569_family() {
         for &reason in ErrorReason::ALL {
             let status = reason.status();
-            let http_standard = matches!(status, 404 | 408 | 500 | 502 | 503 | 504);
+            let http_standard =
+                matches!(status, 400 | 401 | 403 | 404 | 408 | 500 | 502 | 503 | 504);
             assert!(
                 (559..=569).contains(&status) || http_standard,
                 "{reason} has status {status}"

@@ -45,6 +45,9 @@ pub enum BodyError {
     /// Data was pushed after the stream was finished.
     #[error("body stream is already finished")]
     Finished,
+    /// The body's length differs from the `content-length` its sealed head states.
+    #[error("body length differs from the content-length in its head")]
+    LengthMismatch,
 }
 
 impl BodyError {

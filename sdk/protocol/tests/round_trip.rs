@@ -23,9 +23,14 @@ fn pair(
     let authority = ClientIdAuthority::new(SecretBytes::new(vec![7u8; 32]), vec![], 3600);
     let client_id = authority.mint(DOMAIN, 1_000, &mut rng);
     let pending = PendingPair::generate(&mut rng);
+    let client_scope = PairingScope {
+        domain: DOMAIN,
+        client_id: &client_id,
+        psk: psk_client,
+    };
     let request = PairingRequest {
         client_id: client_id.clone(),
-        pairs: vec![pending.offer()],
+        pairs: vec![pending.offer_in(client_scope)],
     };
     let body = serde_json::to_vec(&request).expect("serialises");
 
@@ -35,13 +40,11 @@ fn pair(
         client_id: &parsed.client_id,
         psk: psk_relay,
     };
-    let accepted = accept_offer(relay_scope, &parsed.pairs[0], 99, &mut rng).expect("valid offer");
-    let (relay_keys, answer) = (accepted.keys, accepted.answer);
-    let client_scope = PairingScope {
-        domain: DOMAIN,
-        client_id: &client_id,
-        psk: psk_client,
+    let accepted = match accept_offer(relay_scope, &parsed.pairs[0], 99, &mut rng) {
+        Ok(accepted) => accepted,
+        Err(refused) => return (client_id.clone(), Err(refused.to_string())),
     };
+    let (relay_keys, answer) = (accepted.keys, accepted.answer);
     let client_keys = pending
         .complete(client_scope, &answer)
         .map_err(|e| e.to_string());
@@ -184,5 +187,35 @@ fn pre_shared_keys_must_match() {
             .contains("SECRET")
     );
     let (_, one_sided) = pair(None, Some(b"relay-secret-one"));
-    assert!(one_sided.is_err());
+    assert!(one_sided.expect_err("no proof").contains("SECRET"));
+    let (_, other_side) = pair(Some(b"relay-secret-one"), None);
+    assert!(other_side.expect_err("unexpected proof").contains("SECRET"));
+}
+
+/// The relay refuses a wrong `SECRET` from the offer's proof; the key confirmation
+/// still catches a client whose offer carried no proof to a relay without one while
+/// the client itself holds a `SECRET` (an offer altered on the path, say).
+#[test]
+fn the_key_confirmation_still_catches_a_secret_the_offer_did_not_prove() {
+    let mut rng = os_rng();
+    let authority = ClientIdAuthority::new(SecretBytes::new(vec![7u8; 32]), vec![], 3600);
+    let client_id = authority.mint(DOMAIN, 1_000, &mut rng);
+    let pending = PendingPair::generate(&mut rng);
+    let relay_scope = PairingScope {
+        domain: DOMAIN,
+        client_id: &client_id,
+        psk: None,
+    };
+    let accepted = accept_offer(relay_scope, &pending.offer(), 99, &mut rng).expect("accepted");
+    let client_scope = PairingScope {
+        psk: Some(b"relay-secret-one"),
+        ..relay_scope
+    };
+    let refused = pending
+        .complete(client_scope, &accepted.answer)
+        .expect_err("confirmation fails");
+    assert_eq!(
+        refused,
+        mte_relay_protocol::pairing::PairingError::ConfirmationFailed
+    );
 }

@@ -137,7 +137,7 @@ fn pairing(inputs: &Value) -> Value {
     };
 
     let pending = PendingPair::generate(&mut FixedRng::new(&[&pair_id, &seed]));
-    let offer = pending.offer();
+    let offer = pending.offer_in(scope);
     let accepted = accept_offer(
         scope,
         &offer,

@@ -1,6 +1,7 @@
 //! End-to-end tests of MTE traffic: the real relay binary, the real Rust client, real
 //! upstream servers, all over loopback sockets.
 
+mod api_relay;
 mod bounds;
 mod cli;
 mod concurrency;

@@ -169,7 +169,7 @@ async fn startup_logs_version_and_redacted_configuration() {
         ("UPSTREAM", "http://127.0.0.1:9"),
         ("CLIENT_ID_SECRET", SECRET),
         ("SECRET", relay_secret),
-        ("OUTBOUND_TOKEN", "outbound-token-value"),
+        ("OUTBOUND_TOKEN", "outbound-token-value-0123456789abcdef"),
         (
             "HEADERS",
             r#"{"authorization":"Bearer upstream-credential"}"#,
@@ -190,7 +190,7 @@ async fn startup_logs_version_and_redacted_configuration() {
     for secret in [
         SECRET,
         relay_secret,
-        "outbound-token-value",
+        "outbound-token-value-0123456789abcdef",
         "upstream-credential",
     ] {
         assert!(!all.contains(secret), "{secret} in logs");
@@ -205,7 +205,7 @@ fn check_config_prints_redacted_configuration_and_an_export_line() {
             "pass_through_routes": ["/health"],
             "client_id_secret": SECRET,
             "client_id_previous_secrets": ["previous-secret-0123456789abcdef0123"],
-            "outbound_token": "outbound-token-value",
+            "outbound_token": "outbound-token-value-0123456789abcdef",
             "headers": { "x-api-key": "upstream-credential" },
         },
         "*": { "upstream": "http://10.1.2.4:8080" },
@@ -221,7 +221,7 @@ fn check_config_prints_redacted_configuration_and_an_export_line() {
     for secret in [
         SECRET,
         "previous-secret-0123456789abcdef0123",
-        "outbound-token-value",
+        "outbound-token-value-0123456789abcdef",
         "upstream-credential",
         relay_secret,
     ] {

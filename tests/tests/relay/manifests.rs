@@ -172,3 +172,39 @@ async fn the_demo_upstream_runs_alone_for_the_compose_file() {
     let _ = child.wait();
     assert_eq!(answered.status(), 200);
 }
+
+/// The API Relay compose file's two relays start with exactly the environment it gives
+/// them (`check-config` validates it as `serve` would), and relay A sends to relay B.
+#[test]
+fn the_api_relay_compose_file_configures_two_relays_that_start() {
+    let compose = &yaml_documents(&deploy().join("api-relay.compose.yaml"))[0];
+    let services = compose["services"].as_object().expect("services");
+    for name in ["relay-a", "relay-b"] {
+        let environment = services[name]["environment"]
+            .as_object()
+            .expect("environment");
+        let env: Vec<(&str, &str)> = environment
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str().expect("string values")))
+            .collect();
+        let finished = mte_relay_tests::relay::run(&["check-config"], &env);
+        assert_eq!(
+            finished.status.code(),
+            Some(0),
+            "{name}: {}\n{}",
+            finished.stdout,
+            finished.stderr
+        );
+        assert_eq!(
+            environment["SECRET"], services["relay-a"]["environment"]["SECRET"],
+            "both relays share SECRET"
+        );
+    }
+    let peer = services["relay-a"]["environment"]["OUTBOUND_UPSTREAM"]
+        .as_str()
+        .expect("peer");
+    assert_eq!(
+        peer, "http://relay-b:8080",
+        "relay A sends to relay B's data port"
+    );
+}

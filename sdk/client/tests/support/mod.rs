@@ -327,8 +327,10 @@ async fn pairing(state: &State, request: Request<Incoming>) -> Response<Response
     };
     let mut answers = Vec::new();
     for offer in &parsed.pairs {
-        let accepted =
-            accept_offer(scope, offer, now() + 86_400, &mut os_rng()).expect("valid offer");
+        let accepted = match accept_offer(scope, offer, now() + 86_400, &mut os_rng()) {
+            Ok(accepted) => accepted,
+            Err(error) => return refuse(state, error.reason(), None),
+        };
         state.pairs.lock().expect("lock").insert(
             accepted.pair_id,
             StoredPair {
