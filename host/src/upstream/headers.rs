@@ -48,6 +48,20 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// States how a request body of unknown length is framed. hyper sends such a body
+/// chunked, except on `GET`, `HEAD` and `CONNECT`, where it assumes there is none and
+/// sends nothing: a `GET` with a body (a query document, say) would reach the upstream
+/// empty. An explicit `transfer-encoding: chunked` makes it send the body.
+pub fn frame_body<B: http_body::Body>(parts: &mut http::request::Parts, body: &B) {
+    let unknown_length = !body.is_end_stream() && body.size_hint().exact().is_none();
+    if unknown_length && !parts.headers.contains_key(header::CONTENT_LENGTH) {
+        parts.headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+    }
+}
+
 /// Removes every `x-mte-relay*` header.
 pub fn strip_relay_headers(headers: &mut HeaderMap) {
     let relay: Vec<HeaderName> = headers

@@ -107,6 +107,7 @@ impl UpstreamClient {
             &destination.forwarded,
             destination.configured_headers,
         );
+        headers::frame_body(&mut parts, &body);
         let (progress, body) = Progress::watch(boxed(body));
         let request = Request::from_parts(parts, boxed(body));
 

@@ -18,6 +18,7 @@ use mte_relay_protocol::padding::MTE_MAX_MESSAGE;
 use mte_relay_protocol::stream::{BodyEncoder, BodyError};
 
 use crate::error::{BoxError, ClientError};
+use crate::timing::CodecTimer;
 use crate::transport::OuterBody;
 
 /// The content type of an encrypted body stream on the wire.
@@ -304,6 +305,10 @@ pub(crate) fn outer_request(
 ) -> Result<Request<OuterBody>, ClientError> {
     let invalid =
         |what: &str| ClientError::invalid_request(format!("{what} is not a valid header value"));
+    // hyper sends a body of unknown length chunked, except on GET, HEAD and CONNECT,
+    // where it sends none unless told: a GET with a body would reach the relay empty.
+    // (Over HTTP/2 hyper drops the field and frames the body itself.)
+    let chunked_by_hand = matches!(method, Method::GET | Method::HEAD | Method::CONNECT);
     let mut request = Request::builder().method(method).uri(uri);
     let headers = request
         .headers_mut()
@@ -327,6 +332,12 @@ pub(crate) fn outer_request(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(STREAM_CONTENT_TYPE),
             );
+            if chunked_by_hand {
+                headers.insert(
+                    header::TRANSFER_ENCODING,
+                    HeaderValue::from_static("chunked"),
+                );
+            }
             body.boxed_unsync()
         }
         None => http_body_util::Empty::new()
@@ -344,6 +355,7 @@ pub(crate) struct EncryptingBody {
     source: Source,
     encoder: BodyEncoder,
     finished: bool,
+    timer: Option<CodecTimer>,
 }
 
 enum Source {
@@ -355,7 +367,11 @@ enum Source {
 
 impl EncryptingBody {
     /// An encrypting body over `source`, or `None` when there is nothing to send.
-    pub(crate) fn new(source: AttemptSource, encoder: BodyEncoder) -> Option<Self> {
+    pub(crate) fn new(
+        source: AttemptSource,
+        encoder: BodyEncoder,
+        timer: Option<CodecTimer>,
+    ) -> Option<Self> {
         let source = match source {
             AttemptSource::Empty => return None,
             AttemptSource::Full(bytes) => Source::Full(Some(bytes)),
@@ -365,6 +381,7 @@ impl EncryptingBody {
             source,
             encoder,
             finished: false,
+            timer,
         })
     }
 
@@ -420,8 +437,12 @@ impl HttpBody for EncryptingBody {
                     let Ok(data) = frame.into_data() else {
                         continue;
                     };
-                    let pushed = this.encoder.push(&data, &mut out);
-                    let flushed = pushed.and_then(|()| this.encoder.flush(&mut out));
+                    let encoder = &mut this.encoder;
+                    let flushed = CodecTimer::seal(this.timer.as_ref(), || {
+                        encoder
+                            .push(&data, &mut out)
+                            .and_then(|()| encoder.flush(&mut out))
+                    });
                     if let Err(error) = this.encoded(flushed) {
                         return this.fail(error);
                     }
@@ -433,7 +454,9 @@ impl HttpBody for EncryptingBody {
                     return this.fail(RequestBodyError::Source(error.to_string()));
                 }
                 None => {
-                    let finished = this.encoder.finish(&mut out);
+                    let encoder = &mut this.encoder;
+                    let finished =
+                        CodecTimer::seal(this.timer.as_ref(), || encoder.finish(&mut out));
                     if let Err(error) = this.encoded(finished) {
                         return this.fail(error);
                     }

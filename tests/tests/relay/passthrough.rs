@@ -415,3 +415,34 @@ async fn forwarding_headers_are_the_relays_unless_a_trusted_proxy_sent_them() {
     assert_eq!(seen["x-forwarded-proto"], "http");
     assert_eq!(seen["x-forwarded-host"], "h.example");
 }
+
+/// A GET with a streamed body (no content-length) reaches the upstream with its body:
+/// the upstream client must say the body is chunked, since an HTTP client assumes a
+/// GET of unknown length has none.
+#[tokio::test]
+async fn a_get_with_a_streamed_body_keeps_its_body() {
+    let upstream = Upstream::start(|request| async move {
+        let method = request.method().clone();
+        let body = request
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        Response::new(full(format!("{method} {}", String::from_utf8_lossy(&body))))
+    })
+    .await;
+    let relay = Relay::start(&[("DOMAIN_MAP", &pass_all_map("*", &upstream.url()))]);
+    let (sender, body) = channel_body();
+    let request = request("GET", "api.example", "/search")
+        .header("transfer-encoding", "chunked")
+        .body(body)
+        .expect("request");
+    let answer = tokio::spawn(send(relay.addr(), request));
+    chunk(&sender, "query ").await;
+    chunk(&sender, "document").await;
+    drop(sender);
+    let response = answer.await.expect("task");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_bytes(response).await, "GET query document");
+}
