@@ -1,4 +1,5 @@
-//! The relay's own plain endpoints.
+//! `/api/mte-echo`: the relay's own echo, answered in the clear on a plain request and
+//! sealed on an MTE one (a client's check that the relay and its pairs work).
 
 use http::Response;
 use serde_json::json;

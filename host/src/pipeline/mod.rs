@@ -4,6 +4,8 @@
 //! [`outbound::forward`].
 
 mod capabilities;
+pub mod echo;
+mod forward;
 pub mod outbound;
 mod pairing;
 pub mod passthrough;

@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! token (constant time) -> peer (x-mte-upstream or the default; allow-list)
-//!   -> mode (x-mte-encode-type or OUTBOUND_MODE) -> the peer's client (pairs on first
-//!   use) -> request encrypted as it streams -> response decrypted as it streams
+//!   -> mode (x-mte-encode-type or OUTBOUND_MODE) -> the forward stage (filters)
+//!   -> the peer's client (pairs on first use) -> request encrypted as it streams
+//!   -> response decrypted as it streams
 //! ```
 //!
 //! Nothing leaves the relay before the token matched and the peer is allowed. The
@@ -17,17 +18,19 @@ use std::time::{Duration, Instant};
 
 use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName};
 use http::{Request, Response};
-use mte_relay_client::{ClientError, RequestBody};
+use mte_relay_client::{ClientError, CodecObserver, CodecTimer, Mode, RequestBody};
 use mte_relay_protocol::registry::ErrorReason;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::forward::{self, plain_facts};
 use super::{ReadError, Refusal, read_bounded, refuse};
 use crate::body::{RelayBody, boxed};
 use crate::config::outbound::parse_mode;
 use crate::config::{DomainOutbound, PeerOrigin};
 use crate::context::RequestContext;
 use crate::state::AppState;
+use crate::telemetry::RequestTimings;
 
 /// The header that makes a request outbound: the domain's outbound token.
 pub const OUTBOUND_TOKEN_HEADER: &str = "x-mte-outbound-token";
@@ -71,9 +74,26 @@ async fn send(
         })?,
     };
     ctx.timings.set_mode(mode);
+    // The filters and the peer see the request without this relay's steering headers.
     strip_steering_headers(&mut parts.headers);
+    let request = Request::from_parts(parts, body);
+    let answer = forward::through_filters(state, ctx, plain_facts(ctx), request, |request| {
+        send_to_peer(state, ctx, &peer, mode, request)
+    })
+    .await?;
+    Ok(answer.into_response())
+}
 
-    let client = state.peers.client(&peer).map_err(|error| {
+/// Sends the request, encrypted, to the peer relay, and returns its decrypted answer.
+async fn send_to_peer(
+    state: &Arc<AppState>,
+    ctx: &RequestContext,
+    peer: &PeerOrigin,
+    mode: Mode,
+    request: Request<RelayBody>,
+) -> Result<Response<RelayBody>, Refusal> {
+    let (parts, body) = request.into_parts();
+    let client = state.peers.client(peer).map_err(|error| {
         tracing::warn!(request_id = %ctx.request_id, %peer, %error, "no client for the peer relay");
         refuse(
             ErrorReason::OutboundRequestInvalid,
@@ -83,11 +103,16 @@ async fn send(
     let body = body_for_peer(body, &parts.headers, state.config.timeouts.body_idle).await?;
     let mut outgoing = Request::from_parts(parts, body);
     outgoing.extensions_mut().insert(mode);
+    // The request's encoding and the answer's decoding are this relay's encode and
+    // decode times, as the inbound side's are its decoding and encoding.
+    outgoing
+        .extensions_mut()
+        .insert(CodecTimer::new(Arc::new(CodecTimes(ctx.timings.clone()))));
 
     let started = Instant::now();
     let sent = client.send(outgoing).await;
     ctx.timings.add_outbound(started.elapsed());
-    let response = sent.map_err(|error| peer_failure(ctx, &peer, &error))?;
+    let response = sent.map_err(|error| peer_failure(ctx, peer, &error))?;
     let (mut parts, body) = response.into_parts();
     strip_steering_headers(&mut parts.headers);
     Ok(Response::from_parts(parts, boxed(body)))
@@ -252,5 +277,18 @@ fn reason_summary(reason: ErrorReason) -> &'static str {
         ErrorReason::UpstreamUnreachable => "unreachable (connection failed; nothing was sent)",
         ErrorReason::UpstreamTimeout => "no answer within UPSTREAM_RESPONSE_TIMEOUT_SECS",
         _ => "the exchange failed after the request was sent",
+    }
+}
+
+/// The request's timings, told of the peer client's cryptography.
+struct CodecTimes(Arc<RequestTimings>);
+
+impl CodecObserver for CodecTimes {
+    fn sealed(&self, took: Duration) {
+        self.0.add_encode(took);
+    }
+
+    fn opened(&self, took: Duration) {
+        self.0.add_decode(took);
     }
 }

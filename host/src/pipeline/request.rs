@@ -1,4 +1,4 @@
-//! One MTE request: verify, open, forward, seal.
+//! One MTE request: verify, open, forward (the shared forward stage), seal.
 //!
 //! ```text
 //! relay header -> client id -> pair lookup -> replay check (read-only)
@@ -20,7 +20,6 @@ use std::time::Instant;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode};
-use mte_relay_adapter_runtime::HookError;
 use mte_relay_protocol::ECHO_ROUTE;
 use mte_relay_protocol::head::{HeaderField, RequestHead, ResponseHead};
 use mte_relay_protocol::header::{Flags, HEAD_HEADER, Mode, RELAY_HEADER, RelayHeader};
@@ -30,17 +29,18 @@ use mte_relay_protocol::padding::MTE_MAX_MESSAGE;
 use mte_relay_protocol::registry::{ERROR_HEADER, ErrorReason, is_idempotent};
 use mte_relay_protocol::rng::os_rng;
 
+use super::forward;
 use super::streams::{DecodeFailure, DecryptingBody, EncryptingBody};
 use super::{ReadError, Refusal, protocol_domain, read_bounded, refuse};
-use crate::adapters::{self, Decision, RequestFacts};
+use crate::adapters::RequestFacts;
 use crate::admission::Slot;
 use crate::body::{Holding, RelayBody, boxed, empty, full};
 use crate::context::RequestContext;
 use crate::response::registry_error;
-use crate::server::local;
 use crate::state::AppState;
 use crate::store::{
-    CommitError, CommitTokenError, Lookup, PairKey, RatchetUse, TokenClaim, TokenRecord, unix_now,
+    CommitError, CommitTokenError, Lookup, PairKey, PairRecord, RatchetUse, TokenClaim,
+    TokenRecord, unix_now,
 };
 use crate::trace_context;
 
@@ -68,7 +68,33 @@ async fn decode_and_forward(
     slot: &mut Option<Slot<String>>,
 ) -> Result<Response<RelayBody>, Refusal> {
     let (parts, body) = request.into_parts();
-    let header = parts.headers.get(RELAY_HEADER).ok_or_else(|| {
+    let verified = verify(state, ctx, &parts.headers, slot).await?;
+    let opened = open(state, ctx, &parts.headers, parts.method, verified)?;
+    // From here on the relay holds the response key: its refusals are sealed, so the
+    // client can tell them from errors forged on the path.
+    match forward(state, ctx, &opened, body).await {
+        Ok(response) => Ok(response),
+        Err(refusal) => seal_refusal(&opened, refusal, ctx).await,
+    }
+}
+
+/// A request whose relay header parsed, whose client id verified and whose pair is
+/// known, its number inside the pair's window: ready to open.
+struct Verified {
+    header: RelayHeader,
+    key: PairKey,
+    record: Box<PairRecord>,
+}
+
+/// Checks what the clear relay header says, cheapest first: its syntax, the client id's
+/// MAC, the client's in-flight bound (taking a slot into `slot`), the pair, the window.
+async fn verify(
+    state: &Arc<AppState>,
+    ctx: &RequestContext,
+    headers: &http::HeaderMap,
+    slot: &mut Option<Slot<String>>,
+) -> Result<Verified, Refusal> {
+    let header = headers.get(RELAY_HEADER).ok_or_else(|| {
         refuse(
             ErrorReason::RelayHeaderMissing,
             "x-mte-relay header missing",
@@ -126,8 +152,28 @@ async fn decode_and_forward(
             .check(header.seq)
             .map_err(|error| unauthenticated_refusal(ErrorReason::DecodeFailed, &error, ctx))?;
     }
+    Ok(Verified {
+        header,
+        key,
+        record,
+    })
+}
 
-    let head_value = parts.headers.get(HEAD_HEADER).ok_or_else(|| {
+/// Opens the sealed head with the pair's message keys: nothing of the request is
+/// believed before this succeeds.
+fn open(
+    state: &Arc<AppState>,
+    ctx: &RequestContext,
+    headers: &http::HeaderMap,
+    method: Method,
+    verified: Verified,
+) -> Result<Opened, Refusal> {
+    let Verified {
+        header,
+        key,
+        record,
+    } = verified;
+    let head_value = headers.get(HEAD_HEADER).ok_or_else(|| {
         refuse(
             ErrorReason::RelayHeaderMalformed,
             "x-mte-relay-head header missing",
@@ -147,31 +193,26 @@ async fn decode_and_forward(
     // The loaded copy of the pair's keys goes now, not after the upstream answered.
     let generation = record.generation;
     drop(record);
-    let message = MessageContext::new(secret, &header, parts.method.as_str(), &domain);
+    let domain = protocol_domain(&ctx.host);
+    let message = MessageContext::new(secret, &header, method.as_str(), &domain);
     let head = message
         .open_head(head_value.as_bytes())
         .map_err(|error| unauthenticated_refusal(error.reason(), &error, ctx))?;
     ctx.timings.add_decode(started.elapsed());
 
-    // From here on the relay holds the response key: its refusals are sealed, so the
-    // client can tell them from errors forged on the path.
     let ratchet = (header.mode == Mode::Mte).then(|| RatchetUse {
         epoch: epoch_of(header.seq),
         advanced,
     });
-    let opened = Opened {
+    Ok(Opened {
         header,
         message,
-        method: parts.method,
+        method,
         head,
         key,
         generation,
         ratchet,
-    };
-    match forward(state, ctx, &opened, body).await {
-        Ok(response) => Ok(response),
-        Err(refusal) => seal_refusal(&opened, refusal, ctx).await,
-    }
+    })
 }
 
 /// A refusal of a request on a known pair before its head authenticated. Its token,
@@ -230,7 +271,6 @@ async fn forward(
     let is_echo = path_only == ECHO_ROUTE;
     let route_allowed =
         ctx.domain.mte_routes.is_empty() || ctx.domain.mte_routes.matches(path_only);
-    let filters = adapters::filters_of(state.adapters.as_deref(), &ctx.domain.name);
     let verify_first = ctx.domain.verify_body_before_forward.is_some() && message.has_body();
     // A non-idempotent request that nothing can refuse between its commit and its
     // forwarding (no filters, no verify-first body, an allowed route) records its resend
@@ -239,7 +279,7 @@ async fn forward(
     let token_with_commit = !is_idempotent(method.as_str())
         && !is_echo
         && route_allowed
-        && filters.is_none()
+        && !forward::has_filters(state, ctx)
         && !verify_first;
     let log_store_failure = |cause: &dyn std::fmt::Display| {
         tracing::error!(request_id = %ctx.request_id, error = %cause, "pair store commit failed");
@@ -303,7 +343,7 @@ async fn forward(
 
     if is_echo {
         let query = head.path.split_once('?').map(|(_, query)| query);
-        let echoed = local::echo(query);
+        let echoed = super::echo::echo(query);
         return seal_response(message, method, header.mode, echoed, ctx).await;
     }
     if !route_allowed {
@@ -312,7 +352,7 @@ async fn forward(
             "this path is not an allowed MTE route",
         ));
     }
-    let (mut upstream_request, failure) = match upstream_request {
+    let (upstream_request, failure) = match upstream_request {
         Some(built) => built,
         None => {
             ctx.timings.set_client_id(&header.client_id);
@@ -323,27 +363,41 @@ async fn forward(
         }
     };
 
-    let mut filtered = None;
-    if let Some(chain) = filters {
-        let facts = RequestFacts {
-            domain: &ctx.domain.name,
-            mte: true,
-            client_id: Some(&header.client_id),
-            pair_id: Some(header.pair_id.to_string()),
-            correlation_id: &ctx.request_id,
-            remote_addr: ctx.remote_addr,
-        };
-        match adapters::filter_request(chain, facts, &mut upstream_request).await {
-            Ok(Decision::Forward(info)) => filtered = Some(info),
-            Ok(Decision::Respond(reply)) => {
-                // An adapter's local response goes back encrypted like any other (the
-                // runtime has refused any relay header in it).
-                return seal_response(message, method, header.mode, reply, ctx).await;
-            }
-            Err(error) => return Err(adapter_refusal(&error, ctx)),
-        }
-    }
+    let facts = RequestFacts {
+        domain: &ctx.domain.name,
+        mte: true,
+        client_id: Some(&header.client_id),
+        pair_id: Some(header.pair_id.to_string()),
+        correlation_id: &ctx.request_id,
+        remote_addr: ctx.remote_addr,
+    };
+    // An adapter's local answer goes back sealed like any other (the runtime has
+    // refused any relay header in it).
+    let answer = forward::through_filters(state, ctx, facts, upstream_request, |request| {
+        send_upstream(state, ctx, opened, request, failure, token_with_commit)
+    })
+    .await?;
+    seal_response(message, method, header.mode, answer.into_response(), ctx).await
+}
 
+/// The last steps before the upstream, once the filters let the request through: the
+/// whole body authenticated first when the domain asks for it, the resend token
+/// recorded (unless the commit recorded it), then the upstream exchange.
+async fn send_upstream(
+    state: &Arc<AppState>,
+    ctx: &RequestContext,
+    opened: &Opened,
+    mut upstream_request: Request<RelayBody>,
+    failure: DecodeFailure,
+    token_recorded: bool,
+) -> Result<Response<RelayBody>, Refusal> {
+    let Opened {
+        header,
+        message,
+        method,
+        head,
+        ..
+    } = opened;
     if let (Some(limit), true) = (ctx.domain.verify_body_before_forward, message.has_body()) {
         // The whole body authenticates before the upstream sees a byte of it; the
         // resend token is recorded only after, since a body that fails ran nothing. A
@@ -357,7 +411,7 @@ async fn forward(
         // A whole body is sent with its length, as a plain client would send it.
         *upstream_request.body_mut() = full(whole);
     }
-    if !is_idempotent(method.as_str()) && !token_with_commit {
+    if !is_idempotent(method.as_str()) && !token_recorded {
         record_resend_token(state, &header.client_id, head).await?;
     }
     let upstream = state
@@ -372,13 +426,7 @@ async fn forward(
         super::log_upstream_failure(ctx, &error);
         refuse(error.reason(), error.client_message())
     })?;
-    let mut response = response.map(boxed);
-    if let (Some(chain), Some(info)) = (filters, &filtered) {
-        adapters::filter_response(chain, info, &mut response)
-            .await
-            .map_err(|error| adapter_refusal(&error, ctx))?;
-    }
-    seal_response(message, method, header.mode, response, ctx).await
+    Ok(response.map(boxed))
 }
 
 /// Reads and opens a whole request body of at most `limit` plaintext bytes, each record
@@ -593,12 +641,6 @@ async fn seal_refusal(
         sealed.headers_mut().insert(name, value);
     }
     Ok(sealed)
-}
-
-/// A filter failed under the closed policy: the request is refused.
-fn adapter_refusal(error: &HookError, ctx: &RequestContext) -> Refusal {
-    let message = adapters::refusal_message(error, &ctx.request_id, &ctx.domain.name);
-    refuse(ErrorReason::AdapterFailed, message)
 }
 
 /// The request the upstream sees: the decrypted target and end-to-end headers.

@@ -9,14 +9,14 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use mte_relay_protocol::registry::{ERROR_HEADER, ErrorReason, reason_phrase};
 
+use super::cors;
 use super::route::{self, LocalRoute, RouteClass};
-use super::{cors, local};
 use crate::body::{DrainOnDrop, RelayBody, boxed};
 use crate::context::RequestContext;
 use crate::forwarded::Provenance;
 use crate::observe::Forwarded;
 use crate::pipeline;
-use crate::pipeline::{outbound, passthrough};
+use crate::pipeline::{echo, outbound, passthrough};
 use crate::response::{RelayRefusal, registry_error};
 use crate::state::AppState;
 use crate::telemetry::access::{CountingBody, UnansweredGuard};
@@ -101,7 +101,7 @@ pub async fn handle(
             pipeline::capabilities(&state, &ctx, request).await
         }
         RouteClass::Local(LocalRoute::Pair) => pipeline::pair(&state, &ctx, request).await,
-        RouteClass::Local(LocalRoute::Echo) => local::echo(request.uri().query()),
+        RouteClass::Local(LocalRoute::Echo) => echo::echo(request.uri().query()),
         RouteClass::Mte => match state.mte_permits.clone().try_acquire_owned() {
             Ok(acquired) => {
                 permit = Some(acquired);

@@ -4,7 +4,6 @@
 pub mod cors;
 pub mod handler;
 pub mod io;
-pub mod local;
 pub mod route;
 pub mod tls;
 

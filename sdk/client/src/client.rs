@@ -23,6 +23,7 @@ use crate::request::{
 use crate::resend::ResendGuard;
 use crate::response::{Body, decrypt_response};
 use crate::session::Session;
+use crate::timing::CodecTimer;
 use crate::transport::Transport;
 
 /// A client of one relay. Cheap to clone; clones share the connection pool and the
@@ -83,6 +84,8 @@ struct Prepared {
     head: RequestHead,
     mode: Mode,
     guard: ResendGuard,
+    /// Where the cryptography's time is reported, when the caller asked.
+    timer: Option<CodecTimer>,
 }
 
 impl RelayClient {
@@ -180,6 +183,7 @@ impl RelayClient {
             head,
             mode,
             guard,
+            timer: parts.extensions.get::<CodecTimer>().cloned(),
         };
         let replayable = body.is_replayable();
 
@@ -305,8 +309,8 @@ impl RelayClient {
             not_after: prepared.guard.not_after(&identity),
             ..prepared.head.clone()
         };
-        let sealed = context
-            .seal_head(&head)
+        let timer = prepared.timer.as_ref();
+        let sealed = CodecTimer::seal(timer, || context.seal_head(&head))
             .map_err(|error| unsent(seal_failure(error)))?;
         // The relay announces its own, possibly lower, limit: refuse here rather than
         // send a head it will refuse (the sequence number is only skipped, never reused).
@@ -319,7 +323,7 @@ impl RelayClient {
                 ErrorReason::HeadTooLarge
             ))));
         }
-        let body = EncryptingBody::new(source, context.body_encoder());
+        let body = EncryptingBody::new(source, context.body_encoder(), prepared.timer.clone());
         let request = outer_request(
             shared.config.uri("/").map_err(unsent)?,
             prepared.method.clone(),
@@ -336,7 +340,7 @@ impl RelayClient {
         // added to a genuine response. A sealed registry error is authenticated.
         if response.headers().contains_key(HEAD_HEADER) {
             let opened =
-                decrypt_response(&context, &prepared.method, response).map_err(with_pair)?;
+                decrypt_response(&context, &prepared.method, response, timer).map_err(with_pair)?;
             return match registry_reason(opened.headers()) {
                 Some(reason) => Err(with_pair(read_registry_error(reason, opened, true).await)),
                 None => Ok(opened),
@@ -346,7 +350,9 @@ impl RelayClient {
             Some(reason) => Err(with_pair(
                 read_registry_error(reason, response, false).await,
             )),
-            None => decrypt_response(&context, &prepared.method, response).map_err(with_pair),
+            None => {
+                decrypt_response(&context, &prepared.method, response, timer).map_err(with_pair)
+            }
         }
     }
 }

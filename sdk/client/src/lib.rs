@@ -54,6 +54,7 @@ mod request;
 mod resend;
 mod response;
 mod session;
+mod timing;
 mod transport;
 
 pub use builder::{
@@ -69,3 +70,4 @@ pub use mte_relay_protocol::ids::PairId;
 pub use mte_relay_protocol::{ClientReaction, ErrorReason};
 pub use request::RequestBody;
 pub use response::Body;
+pub use timing::{CodecObserver, CodecTimer};

@@ -15,6 +15,7 @@ use mte_relay_protocol::message::RequestContext;
 use mte_relay_protocol::stream::{BodyDecoder, BodyError};
 
 use crate::error::{BoxError, ClientError};
+use crate::timing::CodecTimer;
 
 /// The body of a response received through the relay, decrypted record by record as it
 /// arrives. It fails with a [`ClientError::Protocol`] if a record does not authenticate
@@ -34,6 +35,7 @@ struct Decrypting {
     source: UnsyncBoxBody<Bytes, BoxError>,
     decoder: BodyDecoder,
     done: bool,
+    timer: Option<CodecTimer>,
 }
 
 impl std::fmt::Debug for Body {
@@ -54,7 +56,7 @@ impl Body {
     }
 
     /// A body decrypting the encrypted stream `source` with `decoder`.
-    pub(crate) fn decrypting<B>(source: B, decoder: BodyDecoder) -> Self
+    pub(crate) fn decrypting<B>(source: B, decoder: BodyDecoder, timer: Option<CodecTimer>) -> Self
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -64,6 +66,7 @@ impl Body {
                 source: source.map_err(Into::into).boxed_unsync(),
                 decoder,
                 done: false,
+                timer,
             })),
         }
     }
@@ -100,6 +103,7 @@ impl HttpBody for Body {
             source,
             decoder,
             done,
+            timer,
         } = &mut **state;
         loop {
             if *done {
@@ -112,7 +116,9 @@ impl HttpBody for Body {
                         continue;
                     };
                     let mut plain = Vec::new();
-                    if let Err(error) = decoder.push(&data, &mut plain) {
+                    let pushed =
+                        CodecTimer::open(timer.as_ref(), || decoder.push(&data, &mut plain));
+                    if let Err(error) = pushed {
                         *done = true;
                         return Poll::Ready(Some(Err(body_failure(error))));
                     }
@@ -130,7 +136,7 @@ impl HttpBody for Body {
                 }
                 None => {
                     *done = true;
-                    return match decoder.finish() {
+                    return match CodecTimer::open(timer.as_ref(), || decoder.finish()) {
                         Ok(()) => Poll::Ready(None),
                         Err(error) => Poll::Ready(Some(Err(body_failure(error)))),
                     };
@@ -165,6 +171,7 @@ pub(crate) fn decrypt_response<B>(
     context: &RequestContext,
     method: &Method,
     response: Response<B>,
+    timer: Option<&CodecTimer>,
 ) -> Result<Response<Body>, ClientError>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
@@ -177,9 +184,10 @@ where
             parts.status.as_u16()
         ))
     })?;
-    let (opener, head) = context
-        .open_response(parts.status.as_u16(), sealed.as_bytes())
-        .map_err(|error| ClientError::protocol_from("response head failed to open", error))?;
+    let (opener, head) = CodecTimer::open(timer, || {
+        context.open_response(parts.status.as_u16(), sealed.as_bytes())
+    })
+    .map_err(|error| ClientError::protocol_from("response head failed to open", error))?;
 
     let mut response = Response::builder()
         .status(parts.status)
@@ -202,7 +210,7 @@ where
         headers.append(name, value);
     }
     let body = if opener.has_body() && !bodiless(method, parts.status) {
-        Body::decrypting(source, opener.body_decoder(None))
+        Body::decrypting(source, opener.body_decoder(None), timer.cloned())
     } else {
         Body::empty()
     };
@@ -268,7 +276,7 @@ mod tests {
     async fn response_head_and_body_decrypt() {
         let context = context(Mode::Mke);
         let response = sealed_response(&context, 200, b"hello", false);
-        let opened = decrypt_response(&context, &Method::GET, response).expect("opens");
+        let opened = decrypt_response(&context, &Method::GET, response, None).expect("opens");
         assert_eq!(opened.status(), 200);
         let cookies: Vec<_> = opened.headers().get_all("set-cookie").iter().collect();
         assert_eq!(cookies, ["a=1", "b=2"]);
@@ -281,7 +289,7 @@ mod tests {
     async fn truncated_body_is_an_error() {
         let context = context(Mode::Mke);
         let response = sealed_response(&context, 200, b"partial", true);
-        let opened = decrypt_response(&context, &Method::GET, response).expect("opens");
+        let opened = decrypt_response(&context, &Method::GET, response, None).expect("opens");
         let error = opened
             .into_body()
             .collect_bytes()
@@ -297,7 +305,7 @@ mod tests {
         let mut response = sealed_response(&context, 201, b"x", false);
         *response.status_mut() = StatusCode::OK;
         assert!(matches!(
-            decrypt_response(&context, &Method::GET, response),
+            decrypt_response(&context, &Method::GET, response, None),
             Err(ClientError::Protocol { .. })
         ));
         let plain = Response::builder()
@@ -305,7 +313,7 @@ mod tests {
             .body(http_body_util::Full::new(Bytes::new()))
             .expect("response");
         assert!(matches!(
-            decrypt_response(&context, &Method::GET, plain),
+            decrypt_response(&context, &Method::GET, plain, None),
             Err(ClientError::Protocol { .. })
         ));
     }
@@ -314,7 +322,7 @@ mod tests {
     fn head_requests_have_no_body() {
         let context = context(Mode::Mke);
         let response = sealed_response(&context, 200, b"ignored", false);
-        let opened = decrypt_response(&context, &Method::HEAD, response).expect("opens");
+        let opened = decrypt_response(&context, &Method::HEAD, response, None).expect("opens");
         assert!(opened.body().is_end_stream());
     }
 }

@@ -199,6 +199,13 @@ async fn requests_arrive_exactly_and_nothing_crosses_between_the_relays_in_the_c
         .expect("an access line of an outbound request");
     assert_eq!(line["peer"], relays.tap.url());
     assert!(line["outbound_ms"].as_f64().is_some(), "{line}");
+    // A seals the request and opens the answer: its encode and decode times.
+    for field in ["encode_ms", "decode_ms"] {
+        assert!(
+            line[field].as_f64().is_some_and(|ms| ms > 0.0),
+            "{field}: {line}"
+        );
+    }
     drop(relays.b);
 }
 
