@@ -46,6 +46,28 @@ where
     .await
 }
 
+/// Like [`send`], waiting up to `limit` for the response head (a large upload's answer
+/// comes only after the whole body).
+pub async fn send_within<B>(
+    limit: std::time::Duration,
+    addr: SocketAddr,
+    request: Request<B>,
+) -> Response<Incoming>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    crate::within_for(limit, "a response from the relay", async {
+        let stream = connect_from(None, addr).await.expect("connect to relay");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("HTTP/1.1 handshake");
+        tokio::spawn(connection);
+        sender.send_request(request).await.expect("send request")
+    })
+    .await
+}
+
 /// Opens a TCP connection to `addr`, from the local address `from` when given.
 pub async fn connect_from(from: Option<IpAddr>, addr: SocketAddr) -> std::io::Result<TcpStream> {
     let Some(from) = from else {

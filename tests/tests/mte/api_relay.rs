@@ -3,14 +3,27 @@
 //! same way. Two real relay processes, a real upstream, and a tap between A and B that
 //! records every byte on the wire.
 
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use http::{Request, StatusCode};
-use mte_relay_tests::client::{body_bytes, body_json, send};
+use http_body_util::BodyExt;
+use mte_relay_tests::balancer::RoundRobin;
+use mte_relay_tests::client::{body_bytes, body_json, get, send, send_within};
+use mte_relay_tests::memory::{RssSampler, rss_bytes};
 use mte_relay_tests::mitm::WireTap;
+use mte_relay_tests::redis::RedisServer;
 use mte_relay_tests::relay::Relay;
 use mte_relay_tests::upstream::{TestBody, full};
+use mte_relay_tests::{WAIT, within, within_for};
+use sha2::{Digest, Sha256};
 
-use crate::support::{CLIENT_ID_SECRET, RecordingUpstream};
+use crate::streaming::{
+    BIG, EVENT_ONE, EVENT_TWO, GatedEvents, GeneratedBody, MAX_GROWTH, big_wait, download_digest,
+    hex,
+};
+use crate::support::{CLIENT_ID_SECRET, RecordingUpstream, demo_upstream};
 
 /// What a service of A's side sends in `x-mte-outbound-token`.
 const TOKEN: &str = "an-outbound-token-for-the-api-relay-tests";
@@ -199,6 +212,17 @@ async fn requests_arrive_exactly_and_nothing_crosses_between_the_relays_in_the_c
         .expect("an access line of an outbound request");
     assert_eq!(line["peer"], relays.tap.url());
     assert!(line["outbound_ms"].as_f64().is_some(), "{line}");
+    // Outbound Proxy Time by peer, the peer being the configured one.
+    let metrics = body_bytes(get(relays.a.admin_addr(), "localhost", "/metrics").await).await;
+    let series = format!(
+        "mte_relay_outbound_duration_seconds_count{{peer=\"{}\"}} 11",
+        relays.tap.url()
+    );
+    assert!(
+        String::from_utf8_lossy(&metrics).contains(&series),
+        "{series} in:\n{}",
+        String::from_utf8_lossy(&metrics)
+    );
     // A seals the request and opens the answer: its encode and decode times.
     for field in ["encode_ms", "decode_ms"] {
         assert!(
@@ -376,4 +400,350 @@ async fn a_restarted_peer_is_paired_again_without_the_caller_noticing() {
         .collect();
     let expected: Vec<String> = (0..=5).map(|n| format!("/orders?n={n}")).collect();
     assert_eq!(targets, expected, "every POST ran exactly once");
+}
+
+#[tokio::test]
+async fn a_rotated_client_id_secret_at_the_peer_is_met_by_identifying_again() {
+    let mut relays = ApiRelay::start(&[], &[]).await;
+    let get = || {
+        outbound("GET", "/profile")
+            .body(full(Bytes::new()))
+            .expect("request")
+    };
+    assert_eq!(send::<TestBody>(relays.a.addr(), get()).await.status(), 200);
+    // B comes back under a new client id secret, the old one dropped: A's client id
+    // no longer verifies (client-id-invalid), and A fetches a new one and pairs again.
+    let port = relays.b.addr().port();
+    relays.b.kill();
+    let upstream_url = relays.upstream.upstream.url();
+    relays.b = Relay::start_on_port(
+        port,
+        &[
+            ("UPSTREAM", upstream_url.as_str()),
+            (
+                "CLIENT_ID_SECRET",
+                "a-rotated-client-id-secret-for-relay-b-0123456789",
+            ),
+            ("SECRET", SECRET),
+        ],
+    );
+    assert_eq!(send::<TestBody>(relays.a.addr(), get()).await.status(), 200);
+    let refused = relays
+        .b
+        .wait_for_log(|json| json["target"] == "mte_relay::access" && json["status"] == 560);
+    assert!(refused.is_some(), "B refused the old client id first");
+}
+
+#[tokio::test]
+async fn an_sse_event_crosses_both_relays_before_the_next_is_produced() {
+    let events = GatedEvents::start().await;
+    let upstream_url = events.upstream.url();
+    let b = Relay::start(&[
+        ("UPSTREAM", upstream_url.as_str()),
+        ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
+        ("SECRET", SECRET),
+    ]);
+    let a = relay_a(&format!("http://{}", b.addr()), &[]);
+    let response = send::<TestBody>(
+        a.addr(),
+        outbound("GET", "/events")
+            .header("accept", "text/event-stream")
+            .body(full(Bytes::new()))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    // The upstream cannot produce the second event before `release`: a relay on the
+    // way that buffered the stream makes this wait time out.
+    let mut received = Vec::new();
+    while !received.ends_with(b"\n\n") {
+        let frame = within("the first event through both relays", body.frame())
+            .await
+            .expect("the stream goes on")
+            .expect("a frame");
+        if let Some(data) = frame.data_ref() {
+            received.extend_from_slice(data);
+        }
+    }
+    assert_eq!(String::from_utf8_lossy(&received), EVENT_ONE);
+    assert!(!events.second_sent.load(Ordering::SeqCst));
+    events.release.notify_one();
+    let mut rest = Vec::new();
+    while let Some(frame) = within("the second event", body.frame()).await {
+        if let Some(data) = frame.expect("a frame").data_ref() {
+            rest.extend_from_slice(data);
+        }
+    }
+    assert_eq!(String::from_utf8_lossy(&rest), EVENT_TWO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_of_256_mib_cross_both_relays_with_bounded_memory() {
+    let upstream = demo_upstream().await;
+    let b = Relay::start(&[
+        ("UPSTREAM", upstream.as_str()),
+        ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
+        ("SECRET", SECRET),
+        // The default MAX_BODY_BYTES (64 MiB) would refuse the upload, as it should.
+        ("MAX_BODY_BYTES", "1073741824"),
+    ]);
+    let a = relay_a(&format!("http://{}", b.addr()), &[]);
+
+    let upload = |total: u64, limit: Duration| {
+        let addr = a.addr();
+        async move {
+            let request = outbound("POST", "/upload")
+                .header("content-type", "application/octet-stream")
+                .body(GeneratedBody::new(total))
+                .expect("request");
+            let response = send_within(limit, addr, request).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let answer = body_bytes(response).await;
+            serde_json::from_slice::<serde_json::Value>(&answer).expect("JSON")
+        }
+    };
+    let download = |total: u64, limit: Duration| {
+        let addr = a.addr();
+        async move {
+            let request = outbound("GET", &format!("/download?bytes={total}"))
+                .body(full(Bytes::new()))
+                .expect("request");
+            let response = send_within(limit, addr, request).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let mut body = response.into_body();
+            let mut hasher = Sha256::new();
+            let mut bytes = 0u64;
+            while let Some(frame) = body.frame().await {
+                if let Some(data) = frame.expect("download frame").data_ref() {
+                    hasher.update(data);
+                    bytes += data.len() as u64;
+                }
+            }
+            (bytes, hex(&hasher.finalize()))
+        }
+    };
+
+    // Warm up both relays (pairing, connections, worker threads) with 1 MiB each way;
+    // the bound on the big transfers follows the warm-up's time.
+    let started = Instant::now();
+    let warm = upload(1 << 20, WAIT).await;
+    assert_eq!(warm["bytes"], 1 << 20);
+    let upload_wait = big_wait(started.elapsed());
+    let started = Instant::now();
+    assert_eq!(download(1 << 20, WAIT).await.0, 1 << 20);
+    let download_wait = big_wait(started.elapsed());
+
+    let baselines = [rss_bytes(a.pid()), rss_bytes(b.pid())].map(|rss| rss.expect("RSS"));
+    let samplers = [a.pid(), b.pid()].map(|pid| RssSampler::start(pid, Duration::from_millis(100)));
+
+    let answer = within_for(upload_wait, "a 256 MiB upload", upload(BIG, upload_wait)).await;
+    assert_eq!(answer["bytes"], BIG, "the upstream received every byte");
+    assert_eq!(answer["sha256"], GeneratedBody::digest(BIG));
+    let (bytes, digest) = within_for(
+        download_wait,
+        "a 256 MiB download",
+        download(BIG, download_wait),
+    )
+    .await;
+    assert_eq!(bytes, BIG, "the caller received every byte");
+    assert_eq!(digest, download_digest(BIG));
+
+    for ((name, sampler), baseline) in ["A", "B"].into_iter().zip(samplers).zip(baselines) {
+        let summary = sampler.stop();
+        let growth = summary.max.saturating_sub(baseline);
+        eprintln!(
+            "relay {name}: RSS baseline {} KiB, peak {} KiB over {} samples",
+            baseline / 1024,
+            summary.max / 1024,
+            summary.samples
+        );
+        assert!(
+            summary.samples >= 2,
+            "relay {name} was sampled while streaming"
+        );
+        assert!(
+            growth < MAX_GROWTH,
+            "relay {name}'s resident memory grew by {} MiB",
+            growth >> 20
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_requests_through_a_all_succeed_once() {
+    const REQUESTS: usize = 1000;
+    let relays = ApiRelay::start(&[("POOL_SIZE", "1000")], &[("POOL_SIZE", "1000")]).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..REQUESTS {
+        let addr = relays.a.addr();
+        tasks.spawn(async move {
+            let method = if n % 2 == 0 { "POST" } else { "GET" };
+            let request = outbound(method, &format!("/item?n={n}"))
+                .body(full(format!("{n}")))
+                .expect("request");
+            (n, send::<TestBody>(addr, request).await.status())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (n, status) = joined.expect("task");
+        assert_eq!(status, StatusCode::OK, "request {n}");
+    }
+    let mut counts = vec![0usize; REQUESTS];
+    for seen in relays.upstream.seen() {
+        let n: usize = seen
+            .target
+            .trim_start_matches("/item?n=")
+            .parse()
+            .expect("target");
+        counts[n] += 1;
+        assert_eq!(
+            seen.body.as_ref(),
+            n.to_string().as_bytes(),
+            "request {n}'s body"
+        );
+    }
+    assert!(
+        counts.iter().all(|count| *count == 1),
+        "each ran exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_killed_mid_load_runs_no_post_twice_and_serves_again_once_back() {
+    const REQUESTS: usize = 120;
+    const KILL_AT: usize = 40;
+    let mut relays = ApiRelay::start(&[], &[]).await;
+    let upstream_url = relays.upstream.upstream.url();
+    let port = relays.b.addr().port();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut restarted_at = None;
+    for n in 0..REQUESTS {
+        if n == KILL_AT {
+            // B dies with requests in flight, and comes back with an empty memory store.
+            relays.b.kill();
+            let upstream_url = upstream_url.clone();
+            relays.b = tokio::task::spawn_blocking(move || {
+                Relay::start_on_port(
+                    port,
+                    &[
+                        ("UPSTREAM", upstream_url.as_str()),
+                        ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
+                        ("SECRET", SECRET),
+                    ],
+                )
+            })
+            .await
+            .expect("restart");
+            restarted_at = Some(n);
+        }
+        let addr = relays.a.addr();
+        tasks.spawn(async move {
+            let request = outbound("POST", &format!("/orders?n={n}"))
+                .body(full(format!("order {n}")))
+                .expect("request");
+            (n, send::<TestBody>(addr, request).await.status())
+        });
+        if tasks.len() >= 8 {
+            let (n, status) = tasks.join_next().await.expect("a task").expect("joined");
+            check_outcome(n, status, restarted_at);
+        }
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (n, status) = joined.expect("task");
+        check_outcome(n, status, restarted_at);
+    }
+    let mut counts = vec![0usize; REQUESTS];
+    for seen in relays.upstream.seen() {
+        let n: usize = seen
+            .target
+            .trim_start_matches("/orders?n=")
+            .parse()
+            .expect("target");
+        counts[n] += 1;
+    }
+    let twice: Vec<usize> = (0..REQUESTS).filter(|n| counts[*n] > 1).collect();
+    assert!(twice.is_empty(), "POSTs that ran twice: {twice:?}");
+    assert!(
+        (KILL_AT..REQUESTS).all(|n| counts[n] == 1),
+        "every POST sent after B came back ran: {counts:?}"
+    );
+}
+
+/// A request sent after the peer came back succeeds; one sent before may have been in
+/// flight when it died, and then fails with the status of a peer that went away.
+fn check_outcome(n: usize, status: StatusCode, restarted_at: Option<usize>) {
+    if restarted_at.is_some_and(|at| n >= at) {
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "request {n}, sent after B came back"
+        );
+    } else {
+        assert!(
+            [200, 502, 504].contains(&status.as_u16()),
+            "request {n}, perhaps in flight when B died: {status}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_of_both_relays_behind_balancers_share_their_pairs_through_redis() {
+    const REQUESTS: usize = 200;
+    const STORE_KEY: &str = "a-store-key-for-the-api-relay-tests-0123456789";
+    let (redis_a, redis_b) = (RedisServer::start(), RedisServer::start());
+    let upstream = RecordingUpstream::start().await;
+    let upstream_url = upstream.upstream.url();
+    let (redis_a_url, redis_b_url) = (redis_a.url(), redis_b.url());
+    let b_env = [
+        ("UPSTREAM", upstream_url.as_str()),
+        ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
+        ("SECRET", SECRET),
+        ("REDIS_URL", redis_b_url.as_str()),
+        ("STORE_KEY", STORE_KEY),
+    ];
+    let (b1, b2) = (Relay::start(&b_env), Relay::start(&b_env));
+    let b_balancer = RoundRobin::start(vec![b1.addr(), b2.addr()]).await;
+    let a_extra = [
+        ("REDIS_URL", redis_a_url.as_str()),
+        ("STORE_KEY", STORE_KEY),
+    ];
+    let (a1, a2) = (
+        relay_a(&b_balancer.url(), &a_extra),
+        relay_a(&b_balancer.url(), &a_extra),
+    );
+    let a_balancer = RoundRobin::start(vec![a1.addr(), a2.addr()]).await;
+    let a_addr: std::net::SocketAddr = a_balancer
+        .url()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("balancer address");
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..REQUESTS {
+        tasks.spawn(async move {
+            let method = if n % 2 == 0 { "POST" } else { "GET" };
+            let request = outbound(method, &format!("/item?n={n}"))
+                .body(full(format!("{n}")))
+                .expect("request");
+            (n, send::<TestBody>(a_addr, request).await.status())
+        });
+        if tasks.len() >= 20 {
+            let (n, status) = tasks.join_next().await.expect("a task").expect("joined");
+            assert_eq!(status, StatusCode::OK, "request {n}");
+        }
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (n, status) = joined.expect("task");
+        assert_eq!(status, StatusCode::OK, "request {n}");
+    }
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), REQUESTS, "each request ran once");
+    for (name, served) in [("A", a_balancer.served()), ("B", b_balancer.served())] {
+        assert!(
+            served.iter().all(|count| *count > 0),
+            "every {name} replica served: {served:?}"
+        );
+    }
 }

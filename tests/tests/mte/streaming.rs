@@ -22,21 +22,21 @@ use tokio::sync::Notify;
 use crate::support::{access_lines, client_with_pairs, demo_upstream, get_through, relay_for};
 
 /// The size the issue asks for, each way.
-const BIG: u64 = 256 * 1024 * 1024;
-const FRAME: usize = 64 * 1024;
+pub(crate) const BIG: u64 = 256 * 1024 * 1024;
+pub(crate) const FRAME: usize = 64 * 1024;
 /// The bound on the relay's resident memory growth while both bodies stream.
-const MAX_GROWTH: u64 = 64 * 1024 * 1024;
+pub(crate) const MAX_GROWTH: u64 = 64 * 1024 * 1024;
 /// The bound on each 256 MiB transfer, taken from the work rather than guessed: the
 /// 1 MiB warm-up's time scaled to 256 MiB, with a tenfold margin (the warm-up also
 /// pairs and connects, so the scale already overestimates), and at least a minute. A
 /// slow or loaded machine slows the warm-up too, so the bound follows it.
-fn big_wait(warm_up: Duration) -> Duration {
+pub(crate) fn big_wait(warm_up: Duration) -> Duration {
     (warm_up * (BIG >> 20) as u32 * 10).max(Duration::from_secs(60))
 }
 
 /// A request body of `total` bytes produced frame by frame (64 KiB each), never held
 /// whole: frame `n` is a fixed block whose first eight bytes are `n`.
-struct GeneratedBody {
+pub(crate) struct GeneratedBody {
     block: Bytes,
     next: u64,
     sent: u64,
@@ -44,7 +44,7 @@ struct GeneratedBody {
 }
 
 impl GeneratedBody {
-    fn new(total: u64) -> GeneratedBody {
+    pub(crate) fn new(total: u64) -> GeneratedBody {
         let block: Vec<u8> = (0..FRAME).map(|i| (i * 7 + 3) as u8).collect();
         GeneratedBody {
             block: Bytes::from(block),
@@ -70,7 +70,7 @@ impl GeneratedBody {
     }
 
     /// The SHA-256 of the whole body, computed by generating it once more.
-    fn digest(total: u64) -> String {
+    pub(crate) fn digest(total: u64) -> String {
         let mut generator = GeneratedBody::new(total);
         let mut hasher = Sha256::new();
         while let Some(frame) = generator.next_frame() {
@@ -101,7 +101,7 @@ impl HttpBody for GeneratedBody {
 }
 
 /// The SHA-256 of the demo upstream's `/download?bytes=total`: byte `i` is `i % 251`.
-fn download_digest(total: u64) -> String {
+pub(crate) fn download_digest(total: u64) -> String {
     let pattern: Vec<u8> = (0..FRAME + 251).map(|i| (i % 251) as u8).collect();
     let mut hasher = Sha256::new();
     let mut at = 0u64;
@@ -114,7 +114,7 @@ fn download_digest(total: u64) -> String {
     hex(&hasher.finalize())
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -238,17 +238,17 @@ async fn bodies_of_256_mib_stream_each_way_with_bounded_relay_memory() {
 
 /// An upstream whose `/events` answers one event at once and the second only when the
 /// test calls `release`; `second_sent` says whether it has produced the second yet.
-struct GatedEvents {
-    upstream: Upstream,
-    release: Arc<Notify>,
-    second_sent: Arc<AtomicBool>,
+pub(crate) struct GatedEvents {
+    pub(crate) upstream: Upstream,
+    pub(crate) release: Arc<Notify>,
+    pub(crate) second_sent: Arc<AtomicBool>,
 }
 
-const EVENT_ONE: &str = "id: 1\nevent: tick\ndata: {\"n\":1}\n\n";
-const EVENT_TWO: &str = "id: 2\nevent: tick\ndata: {\"n\":2}\n\n";
+pub(crate) const EVENT_ONE: &str = "id: 1\nevent: tick\ndata: {\"n\":1}\n\n";
+pub(crate) const EVENT_TWO: &str = "id: 2\nevent: tick\ndata: {\"n\":2}\n\n";
 
 impl GatedEvents {
-    async fn start() -> GatedEvents {
+    pub(crate) async fn start() -> GatedEvents {
         let release = Arc::new(Notify::new());
         let second_sent = Arc::new(AtomicBool::new(false));
         let (gate, sent) = (release.clone(), second_sent.clone());
