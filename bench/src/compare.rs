@@ -14,6 +14,7 @@ use crate::redis::RedisServer;
 use crate::relay::{RelayOptions, RelayProcess};
 use crate::report::Report;
 use crate::scenario::Scenario;
+use crate::target::BENCH_OUTBOUND_TOKEN;
 
 /// Options of a comparison.
 #[derive(Clone, Debug)]
@@ -102,6 +103,30 @@ pub async fn compare(
         with_redis = Some(start_relay(redis_options).await?);
         _redis = Some(server);
     }
+    // The API Relay: relay B in front of the upstream, relay A sending to it; both
+    // share a SECRET, as a deployment's would.
+    let mut api_relay: Option<(RelayProcess, RelayProcess)> = None;
+    if options.scenarios.contains(&Scenario::ApiRelay) {
+        let mut peer_options = relay_options.clone();
+        peer_options.extra_env = vec![("SECRET".to_owned(), BENCH_SECRET.to_owned())];
+        let peer = start_relay(peer_options).await?;
+        let mut sender_options = relay_options.clone();
+        sender_options.extra_env = vec![
+            ("SECRET".to_owned(), BENCH_SECRET.to_owned()),
+            ("OUTBOUND_TOKEN".to_owned(), BENCH_OUTBOUND_TOKEN.to_owned()),
+            (
+                "OUTBOUND_UPSTREAM".to_owned(),
+                format!("http://{}", peer.addr()),
+            ),
+            (
+                "OUTBOUND_PEERS".to_owned(),
+                format!("http://{}", peer.addr()),
+            ),
+            ("OUTBOUND_PAIRS".to_owned(), options.pairs.to_string()),
+        ];
+        let sender = start_relay(sender_options).await?;
+        api_relay = Some((sender, peer));
+    }
     let mut reports = Vec::with_capacity(options.scenarios.len());
     for &scenario in &options.scenarios {
         let serving = match scenario {
@@ -109,6 +134,7 @@ pub async fn compare(
             Scenario::MkeAdapters => with_adapters.as_mut().map(|(relay, _)| relay),
             Scenario::MkeNoMetrics => without_metrics.as_mut(),
             Scenario::MkeRedis => with_redis.as_mut(),
+            Scenario::ApiRelay => api_relay.as_mut().map(|(sender, _)| sender),
             _ => Some(&mut relay),
         };
         let addr = serving.as_ref().map_or(upstream, |relay| relay.addr());
@@ -137,6 +163,9 @@ pub async fn compare(
     }
     Ok(reports)
 }
+
+/// The `SECRET` both relays of the `api-relay` scenario share.
+const BENCH_SECRET: &str = "a-pre-shared-secret-for-the-load-generator-0123";
 
 /// The `STORE_KEY` of the `mke-redis` relay.
 const BENCH_STORE_KEY: &str = "a-store-key-for-the-load-generator-0123456789";

@@ -22,15 +22,20 @@ pub enum Scenario {
     MkeAdapters,
     /// Through the relay, encrypted with the client SDK in MTE mode.
     Mte,
+    /// The API Relay: plain HTTP to relay A with the outbound token, A sends it
+    /// encrypted (MKE) to relay B, B forwards it to the upstream. Two relays do the
+    /// work of one `mke` request each way.
+    ApiRelay,
 }
 
 impl Scenario {
     /// All scenarios in the order `compare` runs them (the baseline first, and the
     /// adapter chain right after plain MKE, its point of comparison).
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Direct,
         Scenario::Passthrough,
         Scenario::Mke,
+        Scenario::ApiRelay,
         Scenario::MkeNoMetrics,
         Scenario::MkeRedis,
         Scenario::MkeAdapters,
@@ -47,6 +52,7 @@ impl Scenario {
             Scenario::MkeRedis => "mke-redis",
             Scenario::MkeAdapters => "mke-adapters",
             Scenario::Mte => "mte",
+            Scenario::ApiRelay => "api-relay",
         }
     }
 

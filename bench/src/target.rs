@@ -6,9 +6,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use mte_relay::cli::demo::DEMO_API_KEY;
+use mte_relay::pipeline::outbound::OUTBOUND_TOKEN_HEADER;
 
 /// The header the demo's `api-key-auth` reads.
 const API_KEY_HEADER: &str = "x-api-key";
+
+/// The outbound token of the `api-relay` scenario's relay A.
+pub const BENCH_OUTBOUND_TOKEN: &str = "an-outbound-token-for-the-load-generator-0123";
 use http::uri::{PathAndQuery, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -92,6 +96,8 @@ pub enum Target {
         client: Client<HttpConnector, Full<Bytes>>,
         /// `http://host:port` of the upstream or relay.
         origin: Uri,
+        /// Headers added to every request (the outbound token of `api-relay`).
+        headers: http::HeaderMap,
     },
     /// Encrypted through the client SDK.
     Relay {
@@ -149,7 +155,18 @@ impl Target {
             connector.set_nodelay(true);
             connector.set_connect_timeout(Some(timeout));
             let client = Client::builder(TokioExecutor::new()).build(connector);
-            return Ok(Target::Plain { client, origin });
+            let mut headers = http::HeaderMap::new();
+            if scenario == Scenario::ApiRelay {
+                headers.insert(
+                    OUTBOUND_TOKEN_HEADER,
+                    HeaderValue::from_static(BENCH_OUTBOUND_TOKEN),
+                );
+            }
+            return Ok(Target::Plain {
+                client,
+                origin,
+                headers,
+            });
         }
         let mode = match scenario {
             Scenario::Mte => Mode::Mte,
@@ -183,14 +200,23 @@ impl Target {
     /// Sends `POST path` with `payload`, reads the whole response and returns its body.
     pub async fn send(&self, path: &PathAndQuery, payload: &Bytes) -> Result<Bytes, Failure> {
         match self {
-            Target::Plain { client, origin } => {
+            Target::Plain {
+                client,
+                origin,
+                headers,
+            } => {
                 let uri = Uri::builder()
                     .scheme("http")
                     .authority(origin.authority().map_or("", |a| a.as_str()))
                     .path_and_query(path.clone())
                     .build()
                     .map_err(|error| Failure::new(FailureClass::Invalid, error.to_string()))?;
-                let request = benchmark_request(uri, Full::new(payload.clone()));
+                let mut request = benchmark_request(uri, Full::new(payload.clone()));
+                request.headers_mut().extend(
+                    headers
+                        .iter()
+                        .map(|(name, value)| (name.clone(), value.clone())),
+                );
                 let response = client.request(request).await.map_err(|error| {
                     Failure::new(FailureClass::Transport, format!("request: {error}"))
                 })?;
