@@ -75,6 +75,9 @@ pub const UNLISTED_PEER: &str = "unlisted";
 struct ModeLabels {
     domain: Domain,
     mode: &'static str,
+    /// `mte` (this relay opened the request and sealed the answer) or `outbound`
+    /// (this relay, as an API Relay's sender, sealed the request and opened the answer).
+    route: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -392,6 +395,7 @@ impl RequestObserver for Metrics {
             let labels = ModeLabels {
                 domain: domain.clone(),
                 mode: mode_label(mode),
+                route,
             };
             if !request.decode.is_zero() {
                 self.decode_duration
@@ -516,7 +520,7 @@ mod tests {
             r#"mte_relay_refusals_total{domain="api.example",reason="replay"} 1"#,
             r#"mte_relay_request_bytes_total{domain="api.example"} 100"#,
             r#"mte_relay_response_bytes_total{domain="api.example"} 200"#,
-            r#"mte_relay_decode_duration_seconds_count{domain="api.example",mode="mte"} 1"#,
+            r#"mte_relay_decode_duration_seconds_count{domain="api.example",mode="mte",route="mte"} 1"#,
             r#"mte_relay_upstream_duration_seconds_count{domain="api.example"} 1"#,
             "mte_relay_pairs 7",
             "mte_relay_in_flight 1",

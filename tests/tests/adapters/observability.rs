@@ -13,7 +13,7 @@ use mte_relay_tests::client::{body_bytes, get};
 use mte_relay_tests::guests::declaration;
 use serde_json::json;
 
-use crate::support::{RecordingUpstream, client, relay_with_chain};
+use crate::support::{RecordingUpstream, client, relay_with_chain_and};
 
 fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
@@ -58,6 +58,9 @@ fn promtool_accepts_the_configuration_and_the_rules_pass_their_tests() {
     }
 }
 
+/// The outbound token of the relay whose metrics the dashboard test scrapes.
+const OUTBOUND_TOKEN: &str = "an-outbound-token-for-the-dashboard-test-01";
+
 /// Metric names in a PromQL text: `mte_relay_*` and `process_*` identifiers.
 fn metric_names(text: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
@@ -87,7 +90,23 @@ async fn every_metric_a_panel_or_a_rule_uses_exists_in_a_real_scrape() {
         json!({ "config": { "request": [{ "op": "set", "name": "x-seen", "value": "yes" }] } }),
     );
     let usage = declaration("usage", "usage-log", json!({ "config": {} }));
-    let relay = relay_with_chain(&upstream.url(), vec![rewrite, usage], "rewrite,usage");
+    // A peer relay, so this one also sends an outbound request (API Relay) and its
+    // panels' metrics exist.
+    let peer = mte_relay_tests::relay::Relay::start(&[
+        ("UPSTREAM", upstream.url().as_str()),
+        ("CLIENT_ID_SECRET", crate::support::CLIENT_ID_SECRET),
+    ]);
+    let peer_url = format!("http://{}", peer.addr());
+    let relay = relay_with_chain_and(
+        &upstream.url(),
+        vec![rewrite, usage],
+        "rewrite,usage",
+        &[
+            ("OUTBOUND_TOKEN", OUTBOUND_TOKEN),
+            ("OUTBOUND_UPSTREAM", peer_url.as_str()),
+            ("OUTBOUND_PEERS", peer_url.as_str()),
+        ],
+    );
     let client = client(&relay);
     for mode in [Mode::Mke, Mode::Mte] {
         let mut request = Request::post("/observed")
@@ -100,6 +119,21 @@ async fn every_metric_a_panel_or_a_rule_uses_exists_in_a_real_scrape() {
     assert_eq!(
         get(relay.addr(), "localhost", "/observed").await.status(),
         559
+    );
+    let outbound = Request::get("/observed")
+        .header("host", "localhost")
+        .header("x-mte-outbound-token", OUTBOUND_TOKEN)
+        .body(mte_relay_tests::upstream::full(Bytes::new()))
+        .expect("request");
+    assert_eq!(
+        mte_relay_tests::client::send::<mte_relay_tests::upstream::TestBody>(
+            relay.addr(),
+            outbound
+        )
+        .await
+        .status(),
+        200,
+        "an outbound request through the peer"
     );
 
     let scraped = mte_relay_tests::within("the usage meter's first call", async {

@@ -82,15 +82,27 @@ pub fn adapters_json(declarations: Vec<Value>) -> String {
 /// A single-domain relay in front of `upstream` with these adapter declarations and
 /// `ADAPTER_CHAIN`; `/plain/*` is a pass-through route.
 pub fn relay_with_chain(upstream: &str, declarations: Vec<Value>, chain: &str) -> Relay {
+    relay_with_chain_and(upstream, declarations, chain, &[])
+}
+
+/// Like [`relay_with_chain`], with more variables.
+pub fn relay_with_chain_and(
+    upstream: &str,
+    declarations: Vec<Value>,
+    chain: &str,
+    extra: &[(&str, &str)],
+) -> Relay {
     let adapters = adapters_json(declarations);
     let pass_through = format!("{PLAIN_PREFIX}/*");
-    Relay::start(&[
+    let mut env = vec![
         ("UPSTREAM", upstream),
         ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
         ("PASS_THROUGH_ROUTES", pass_through.as_str()),
         ("ADAPTERS", adapters.as_str()),
         ("ADAPTER_CHAIN", chain),
-    ])
+    ];
+    env.extend_from_slice(extra);
+    Relay::start(&env)
 }
 
 /// A relay serving two hostnames in front of `upstream`: `localhost` runs the chain
