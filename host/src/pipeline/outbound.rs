@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName};
 use http::{Request, Response};
-use mte_relay_client::{ClientError, CodecObserver, CodecTimer, Mode, RequestBody};
+use mte_relay_client::{ClientError, CodecTimer, Mode, RequestBody};
 use mte_relay_protocol::registry::ErrorReason;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -30,7 +30,6 @@ use crate::config::outbound::parse_mode;
 use crate::config::{DomainOutbound, PeerOrigin};
 use crate::context::RequestContext;
 use crate::state::AppState;
-use crate::telemetry::RequestTimings;
 
 /// The header that makes a request outbound: the domain's outbound token.
 pub const OUTBOUND_TOKEN_HEADER: &str = "x-mte-outbound-token";
@@ -107,7 +106,7 @@ async fn send_to_peer(
     // decode times, as the inbound side's are its decoding and encoding.
     outgoing
         .extensions_mut()
-        .insert(CodecTimer::new(Arc::new(CodecTimes(ctx.timings.clone()))));
+        .insert(CodecTimer::new(ctx.timings.clone()));
 
     let started = Instant::now();
     let sent = client.send(outgoing).await;
@@ -277,18 +276,5 @@ fn reason_summary(reason: ErrorReason) -> &'static str {
         ErrorReason::UpstreamUnreachable => "unreachable (connection failed; nothing was sent)",
         ErrorReason::UpstreamTimeout => "no answer within UPSTREAM_RESPONSE_TIMEOUT_SECS",
         _ => "the exchange failed after the request was sent",
-    }
-}
-
-/// The request's timings, told of the peer client's cryptography.
-struct CodecTimes(Arc<RequestTimings>);
-
-impl CodecObserver for CodecTimes {
-    fn sealed(&self, took: Duration) {
-        self.0.add_encode(took);
-    }
-
-    fn opened(&self, took: Duration) {
-        self.0.add_decode(took);
     }
 }

@@ -30,7 +30,7 @@ use mte_relay_protocol::registry::{ERROR_HEADER, ErrorReason, is_idempotent};
 use mte_relay_protocol::rng::os_rng;
 
 use super::forward;
-use super::streams::{DecodeFailure, DecryptingBody, EncryptingBody};
+use super::streams::{self, DecodeFailure};
 use super::{ReadError, Refusal, protocol_domain, read_bounded, refuse};
 use crate::adapters::RequestFacts;
 use crate::admission::Slot;
@@ -538,9 +538,12 @@ fn upstream_request_for(
     let declared = declared_length(head)?;
     let upstream_body = if message.has_body() {
         let decoder = message.body_decoder(Some(state.config.limits.max_body_bytes));
-        boxed(
-            DecryptingBody::new(body, decoder, failure.clone(), ctx.timings.clone())
-                .with_length(declared),
+        streams::opening(
+            body,
+            decoder,
+            declared,
+            failure.clone(),
+            ctx.timings.clone(),
         )
     } else {
         if declared.is_some_and(|length| length > 0) {
@@ -751,11 +754,7 @@ async fn seal_response(
     })?;
 
     let mut sealed = Response::new(if has_body {
-        boxed(EncryptingBody::new(
-            body,
-            sealer.body_encoder(),
-            ctx.timings.clone(),
-        ))
+        streams::sealing(body, sealer.body_encoder(), ctx.timings.clone())
     } else {
         empty()
     });

@@ -156,3 +156,15 @@ fn add(counter: &AtomicU64, spent: Duration) {
     let micros = u64::try_from(spent.as_micros()).unwrap_or(u64::MAX);
     counter.fetch_add(micros, Ordering::Relaxed);
 }
+
+/// The client SDK's sealing and opening bodies report here: sealing is the relay's
+/// encoding (a response, or an outbound request), opening its decoding.
+impl mte_relay_client::CodecObserver for RequestTimings {
+    fn sealed(&self, took: Duration) {
+        self.add_encode(took);
+    }
+
+    fn opened(&self, took: Duration) {
+        self.add_decode(took);
+    }
+}

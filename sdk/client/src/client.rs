@@ -17,7 +17,7 @@ use crate::reaction::{
     ResendFacts, backoff_delay, may_retry, read_registry_error, registry_reason,
 };
 use crate::request::{
-    AttemptSource, EncryptingBody, RequestBody, check_mte_body_len, outer_request, request_head,
+    AttemptSource, RequestBody, check_mte_body_len, encrypting_body, outer_request, request_head,
     stated_length,
 };
 use crate::resend::ResendGuard;
@@ -323,7 +323,7 @@ impl RelayClient {
                 ErrorReason::HeadTooLarge
             ))));
         }
-        let body = EncryptingBody::new(source, context.body_encoder(), prepared.timer.clone());
+        let body = encrypting_body(source, context.body_encoder(), prepared.timer.clone());
         let request = outer_request(
             shared.config.uri("/").map_err(unsent)?,
             prepared.method.clone(),

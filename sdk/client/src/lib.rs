@@ -47,6 +47,7 @@
 
 mod builder;
 mod client;
+pub mod codec;
 mod error;
 mod pool;
 mod reaction;

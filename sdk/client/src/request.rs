@@ -8,15 +8,16 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri};
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use mte_relay_protocol::head::{HeaderField, RequestHead};
 use mte_relay_protocol::header::{HEAD_HEADER, RELAY_HEADER, RelayHeader};
 use mte_relay_protocol::hop_by_hop;
 use mte_relay_protocol::padding::MTE_MAX_MESSAGE;
-use mte_relay_protocol::stream::{BodyEncoder, BodyError};
+use mte_relay_protocol::stream::BodyEncoder;
 
+use crate::codec::SealingBody;
 use crate::error::{BoxError, ClientError};
 use crate::timing::CodecTimer;
 use crate::transport::OuterBody;
@@ -301,7 +302,7 @@ pub(crate) fn outer_request(
     relay_header: &RelayHeader,
     sealed_head: String,
     extra_headers: &HeaderMap,
-    body: Option<EncryptingBody>,
+    body: Option<SealingBody<AttemptBody>>,
 ) -> Result<Request<OuterBody>, ClientError> {
     let invalid =
         |what: &str| ClientError::invalid_request(format!("{what} is not a valid header value"));
@@ -338,7 +339,8 @@ pub(crate) fn outer_request(
                     HeaderValue::from_static("chunked"),
                 );
             }
-            body.boxed_unsync()
+            body.map_err(|error| -> BoxError { Box::new(error) })
+                .boxed_unsync()
         }
         None => http_body_util::Empty::new()
             .map_err(|never| match never {})
@@ -349,13 +351,25 @@ pub(crate) fn outer_request(
         .map_err(|error| ClientError::invalid_request(format!("request is invalid: {error}")))
 }
 
-/// Encrypts the caller's body as it streams: every input frame becomes records at once
-/// (the encoder is flushed after each one), and the end of input seals the final record.
-pub(crate) struct EncryptingBody {
-    source: Source,
+/// The caller's body sealed as it streams (see [`crate::codec`]), or `None` when there
+/// is nothing to send.
+pub(crate) fn encrypting_body(
+    source: AttemptSource,
     encoder: BodyEncoder,
-    finished: bool,
     timer: Option<CodecTimer>,
+) -> Option<SealingBody<AttemptBody>> {
+    let source = match source {
+        AttemptSource::Empty => return None,
+        AttemptSource::Full(bytes) => Source::Full(Some(bytes)),
+        AttemptSource::Streaming(slot) => Source::Slot(slot),
+    };
+    Some(SealingBody::new(AttemptBody { source }, encoder, timer))
+}
+
+/// The plaintext of one attempt: a whole body, or the caller's stream, taken out of its
+/// slot on the first poll (a retry finds the slot empty once the stream was started).
+pub(crate) struct AttemptBody {
+    source: Source,
 }
 
 enum Source {
@@ -365,40 +379,7 @@ enum Source {
     Reading(SourceBody),
 }
 
-impl EncryptingBody {
-    /// An encrypting body over `source`, or `None` when there is nothing to send.
-    pub(crate) fn new(
-        source: AttemptSource,
-        encoder: BodyEncoder,
-        timer: Option<CodecTimer>,
-    ) -> Option<Self> {
-        let source = match source {
-            AttemptSource::Empty => return None,
-            AttemptSource::Full(bytes) => Source::Full(Some(bytes)),
-            AttemptSource::Streaming(slot) => Source::Slot(slot),
-        };
-        Some(EncryptingBody {
-            source,
-            encoder,
-            finished: false,
-            timer,
-        })
-    }
-
-    fn fail(&mut self, error: RequestBodyError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.finished = true;
-        Poll::Ready(Some(Err(Box::new(error))))
-    }
-
-    fn encoded(&mut self, result: Result<(), BodyError>) -> Result<(), RequestBodyError> {
-        result.map_err(|error| match error {
-            BodyError::TooLarge => RequestBodyError::TooLarge,
-            other => RequestBodyError::Source(other.to_string()),
-        })
-    }
-}
-
-impl HttpBody for EncryptingBody {
+impl HttpBody for AttemptBody {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -408,11 +389,10 @@ impl HttpBody for EncryptingBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         loop {
-            if this.finished {
-                return Poll::Ready(None);
-            }
-            let next = match &mut this.source {
-                Source::Full(bytes) => bytes.take().map(|bytes| Ok(Frame::data(bytes))),
+            return match &mut this.source {
+                Source::Full(bytes) => {
+                    Poll::Ready(bytes.take().map(|bytes| Ok(Frame::data(bytes))))
+                }
                 Source::Slot(slot) => {
                     let taken = slot.lock().ok().and_then(|mut body| body.take());
                     match taken {
@@ -420,59 +400,19 @@ impl HttpBody for EncryptingBody {
                             this.source = Source::Reading(body);
                             continue;
                         }
-                        None => {
-                            return this.fail(RequestBodyError::Source(
-                                "request body was handed to a retry".into(),
-                            ));
-                        }
+                        None => Poll::Ready(Some(Err(Box::new(RequestBodyError::Source(
+                            "request body was handed to a retry".into(),
+                        ))))),
                     }
                 }
-                Source::Reading(body) => ready!(Pin::new(body).poll_frame(cx)),
+                Source::Reading(body) => match ready!(Pin::new(body).poll_frame(cx)) {
+                    Some(Err(error)) => Poll::Ready(Some(Err(Box::new(RequestBodyError::Source(
+                        error.to_string(),
+                    ))))),
+                    other => Poll::Ready(other),
+                },
             };
-            let mut out = Vec::new();
-            match next {
-                Some(Ok(frame)) => {
-                    // Trailers are dropped: the protocol has no encrypted trailer block,
-                    // and sending them in the clear would leak them.
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    let encoder = &mut this.encoder;
-                    let flushed = CodecTimer::seal(this.timer.as_ref(), || {
-                        encoder
-                            .push(&data, &mut out)
-                            .and_then(|()| encoder.flush(&mut out))
-                    });
-                    if let Err(error) = this.encoded(flushed) {
-                        return this.fail(error);
-                    }
-                    if out.is_empty() {
-                        continue;
-                    }
-                }
-                Some(Err(error)) => {
-                    return this.fail(RequestBodyError::Source(error.to_string()));
-                }
-                None => {
-                    let encoder = &mut this.encoder;
-                    let finished =
-                        CodecTimer::seal(this.timer.as_ref(), || encoder.finish(&mut out));
-                    if let Err(error) = this.encoded(finished) {
-                        return this.fail(error);
-                    }
-                    this.finished = true;
-                }
-            }
-            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
         }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.finished
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
     }
 }
 

@@ -1,7 +1,7 @@
 //! The response side: opening the sealed head and decrypting the body as it streams.
 
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
@@ -14,6 +14,7 @@ use mte_relay_protocol::hop_by_hop;
 use mte_relay_protocol::message::RequestContext;
 use mte_relay_protocol::stream::{BodyDecoder, BodyError};
 
+use crate::codec::{CodecError, OpeningBody};
 use crate::error::{BoxError, ClientError};
 use crate::timing::CodecTimer;
 
@@ -28,14 +29,7 @@ enum Inner {
     Empty,
     // Boxed: the decoder's cipher state is large, and an empty body should not carry
     // its size.
-    Decrypting(Box<Decrypting>),
-}
-
-struct Decrypting {
-    source: UnsyncBoxBody<Bytes, BoxError>,
-    decoder: BodyDecoder,
-    done: bool,
-    timer: Option<CodecTimer>,
+    Decrypting(Box<OpeningBody<UnsyncBoxBody<Bytes, BoxError>>>),
 }
 
 impl std::fmt::Debug for Body {
@@ -62,12 +56,11 @@ impl Body {
         B::Error: Into<BoxError>,
     {
         Body {
-            inner: Inner::Decrypting(Box::new(Decrypting {
-                source: source.map_err(Into::into).boxed_unsync(),
+            inner: Inner::Decrypting(Box::new(OpeningBody::new(
+                source.map_err(Into::into).boxed_unsync(),
                 decoder,
-                done: false,
                 timer,
-            })),
+            ))),
         }
     }
 
@@ -96,59 +89,23 @@ impl HttpBody for Body {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ClientError>>> {
-        let Inner::Decrypting(state) = &mut self.get_mut().inner else {
+        let Inner::Decrypting(opening) = &mut self.get_mut().inner else {
             return Poll::Ready(None);
         };
-        let Decrypting {
-            source,
-            decoder,
-            done,
-            timer,
-        } = &mut **state;
-        loop {
-            if *done {
-                return Poll::Ready(None);
-            }
-            match ready!(Pin::new(&mut *source).poll_frame(cx)) {
-                Some(Ok(frame)) => {
-                    // Clear trailers are not part of the protected response; ignore them.
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    let mut plain = Vec::new();
-                    let pushed =
-                        CodecTimer::open(timer.as_ref(), || decoder.push(&data, &mut plain));
-                    if let Err(error) = pushed {
-                        *done = true;
-                        return Poll::Ready(Some(Err(body_failure(error))));
-                    }
-                    if !plain.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(plain)))));
-                    }
+        Pin::new(&mut **opening)
+            .poll_frame(cx)
+            .map_err(|error| match error {
+                CodecError::Body(error) => body_failure(error),
+                CodecError::Source(error) => {
+                    ClientError::transport("reading the response body failed", false, error)
                 }
-                Some(Err(error)) => {
-                    *done = true;
-                    return Poll::Ready(Some(Err(ClientError::transport(
-                        "reading the response body failed",
-                        false,
-                        error,
-                    ))));
-                }
-                None => {
-                    *done = true;
-                    return match CodecTimer::open(timer.as_ref(), || decoder.finish()) {
-                        Ok(()) => Poll::Ready(None),
-                        Err(error) => Poll::Ready(Some(Err(body_failure(error)))),
-                    };
-                }
-            }
-        }
+            })
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.inner {
             Inner::Empty => true,
-            Inner::Decrypting(state) => state.done,
+            Inner::Decrypting(opening) => opening.is_end_stream(),
         }
     }
 

@@ -11,8 +11,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::builder::Config;
+use crate::codec::CodecError;
 use crate::error::{BoxError, ClientError};
 use crate::request::RequestBodyError;
+use mte_relay_protocol::stream::BodyError;
 
 /// The body type of every request sent to the relay.
 pub(crate) type OuterBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -117,7 +119,15 @@ fn classify_failure(error: hyper_util::client::legacy::Error) -> ClientError {
 }
 
 fn find_body_failure(error: &(dyn std::error::Error + 'static)) -> Option<RequestBodyError> {
-    find_cause::<RequestBodyError>(error).cloned()
+    // The caller's body's own failure, under the sealing body's `Source`.
+    if let Some(failure) = find_cause::<RequestBodyError>(error) {
+        return Some(failure.clone());
+    }
+    match find_cause::<CodecError>(error)? {
+        CodecError::Body(BodyError::TooLarge) => Some(RequestBodyError::TooLarge),
+        CodecError::Body(other) => Some(RequestBodyError::Source(other.to_string())),
+        CodecError::Source(_) => None,
+    }
 }
 
 /// The first error of type `E` in `error`'s source chain.
