@@ -164,6 +164,9 @@ fn check_config(loaded: &Loaded) -> ExitCode {
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
+    for notice in &loaded.notices {
+        eprintln!("note: {notice}");
+    }
     // Adapters are validated for real: each component is compiled, matched against a
     // world and initialised, exactly as `serve` would.
     let adapters = runtime().map_err(|error| {
@@ -287,7 +290,7 @@ async fn serve_until_signal(
     on_listening: impl FnOnce(std::net::SocketAddr, std::net::SocketAddr),
 ) -> Result<(), StartError> {
     {
-        telemetry::log_startup(&loaded.config, &loaded.warnings);
+        telemetry::log_startup(&loaded.config, &loaded.warnings, &loaded.notices);
         let backends = open_store(&loaded.config.store)?;
         // The admin listener comes first: liveness answers while the adapters compile,
         // and readiness says `starting` until the data listener is bound.

@@ -77,6 +77,37 @@ pub const VARIABLES: &[&str] = &[
     "REDIS_CACHE_PAIRS",
 ];
 
+/// Variables the product documents (or a platform) set that this relay does not read,
+/// with what to make of them: an operator who sets them, or whose platform does (ECS
+/// sets `AWS_REGION` in every task), is told once at startup instead of left to
+/// wonder whether they were taken.
+pub const ACKNOWLEDGED: &[(&str, &str)] = &[
+    (
+        "AWS_REGION",
+        "the relay does not need it; AWS Marketplace metering is configured in its \
+         adapter's declaration",
+    ),
+    (
+        "AWS_DEFAULT_REGION",
+        "the relay does not need it; AWS Marketplace metering is configured in its \
+         adapter's declaration",
+    ),
+    (
+        "AZURE_CLIENT_ID",
+        "the relay does not need it; Azure Marketplace metering is configured in its \
+         adapter's declaration",
+    ),
+    (
+        "AZURE_TENANT_ID",
+        "the relay does not need it; Azure Marketplace metering is configured in its \
+         adapter's declaration",
+    ),
+    (
+        "MAX_POOL_SIZE",
+        "not read; the relay's bound on in-flight requests is POOL_SIZE",
+    ),
+];
+
 /// The single-domain variables that `DOMAIN_MAP` replaces.
 pub const LEGACY_VARIABLES: &[&str] = &[
     "UPSTREAM",
@@ -107,6 +138,8 @@ pub struct Env {
     values: BTreeMap<String, String>,
     /// Variables set in the environment that look like misspellings of ours.
     warnings: Vec<String>,
+    /// Variables set in the environment that we know and do not read ([`ACKNOWLEDGED`]).
+    notices: Vec<String>,
 }
 
 impl Env {
@@ -123,6 +156,7 @@ impl Env {
             .filter_map(|(name, _)| name.into_string().ok())
             .collect();
         env.warnings = misspelt_variables(present.iter().map(String::as_str));
+        env.notices = acknowledged_variables(present.iter().map(String::as_str));
         Ok(env)
     }
 
@@ -162,12 +196,18 @@ impl Env {
         Ok(Env {
             values,
             warnings: Vec::new(),
+            notices: Vec::new(),
         })
     }
 
     /// Warnings about the environment itself (misspelt variable names).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// Notes about variables that are set and that the relay knows it does not read.
+    pub fn notices(&self) -> &[String] {
+        &self.notices
     }
 
     /// An environment made of these pairs only.
@@ -178,6 +218,7 @@ impl Env {
                 .map(|(name, value)| (name.to_owned(), value.to_owned()))
                 .collect(),
             warnings: Vec::new(),
+            notices: Vec::new(),
         }
     }
 
@@ -220,7 +261,7 @@ pub fn misspelt_variables<'a>(present: impl Iterator<Item = &'a str>) -> Vec<Str
     let mut warnings = Vec::new();
     for name in present {
         let base = name.strip_suffix(FILE_SUFFIX).unwrap_or(name);
-        if VARIABLES.contains(&base) {
+        if VARIABLES.contains(&base) || ACKNOWLEDGED.iter().any(|(known, _)| *known == name) {
             continue;
         }
         let closest = VARIABLES
@@ -237,6 +278,18 @@ pub fn misspelt_variables<'a>(present: impl Iterator<Item = &'a str>) -> Vec<Str
         }
     }
     warnings
+}
+
+/// A note for each `present` name in [`ACKNOWLEDGED`].
+pub fn acknowledged_variables<'a>(present: impl Iterator<Item = &'a str>) -> Vec<String> {
+    present
+        .filter_map(|name| {
+            ACKNOWLEDGED
+                .iter()
+                .find(|(known, _)| *known == name)
+                .map(|(known, why)| format!("{known} is set: {why}"))
+        })
+        .collect()
 }
 
 /// Levenshtein distance over bytes (variable names are ASCII).
@@ -332,5 +385,14 @@ mod tests {
             warnings[2].contains("did you mean MTE_ROUTES?"),
             "{warnings:?}"
         );
+    }
+
+    #[test]
+    fn acknowledged_variables_get_a_note_and_no_did_you_mean() {
+        let present = ["AWS_REGION", "PATH", "UPSTREAM"];
+        let notes = acknowledged_variables(present.into_iter());
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("AWS_REGION is set: "), "{notes:?}");
+        assert!(misspelt_variables(present.into_iter()).is_empty());
     }
 }

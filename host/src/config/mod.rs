@@ -132,6 +132,8 @@ impl AdapterSettings {
 pub struct Loaded {
     pub config: Config,
     pub warnings: Vec<String>,
+    /// Informational notes: variables set that the relay knows and does not read.
+    pub notices: Vec<String>,
 }
 
 impl Config {
@@ -215,6 +217,7 @@ impl Config {
                 domains,
             },
             warnings,
+            notices: env.notices().to_vec(),
         })
     }
 }

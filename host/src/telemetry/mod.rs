@@ -60,13 +60,17 @@ fn filter_directives(settings: &LogSettings) -> String {
     }
 }
 
-/// Logs the version, the effective configuration (redacted) and the load warnings.
-pub fn log_startup(config: &Config, warnings: &[String]) {
+/// Logs the version, the effective configuration (redacted), the load warnings and
+/// the notes about variables the relay does not read.
+pub fn log_startup(config: &Config, warnings: &[String], notices: &[String]) {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "mte-relay starting");
     let effective = crate::config::render::redacted_config(config);
     tracing::info!(config = %effective, "effective configuration");
     for warning in warnings {
         tracing::warn!("{warning}");
+    }
+    for notice in notices {
+        tracing::info!("{notice}");
     }
 }
 

@@ -287,9 +287,23 @@ fn variables_come_from_files_and_misspellings_are_named() {
             ("DOMAIN_MAP_FILE", map_file.to_str().expect("utf-8")),
             ("SECRET_FILE", secret_file.to_str().expect("utf-8")),
             ("PASS_THRU_ROUTES", "/health"),
+            // Set by ECS in every task; the relay says it does not need it.
+            ("AWS_REGION", "eu-west-1"),
         ],
     );
     assert_eq!(checked.status.code(), Some(0), "{}", checked.stderr);
+    assert!(
+        checked
+            .stderr
+            .contains("note: AWS_REGION is set: the relay does not need it"),
+        "{}",
+        checked.stderr
+    );
+    assert!(
+        !checked.stderr.contains("AWS_REGION is not a variable"),
+        "an acknowledged variable is no misspelling: {}",
+        checked.stderr
+    );
     assert!(
         checked.stdout.contains("\"api.example\""),
         "{}",
@@ -417,5 +431,32 @@ fn the_operations_guide_explains_every_registry_error() {
     for reason in mte_relay_protocol::registry::ErrorReason::ALL {
         let row = format!("| {} | `{}` |", reason.status(), reason.token());
         assert!(section.contains(&row), "no row {row}");
+    }
+}
+
+/// docs/configuration.md's reference table has a row for every variable the relay
+/// reads, so an operator finds each one's type, default and an example in one place.
+#[test]
+fn the_configuration_reference_lists_every_variable() {
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md"),
+    )
+    .expect("docs/configuration.md");
+    let reference = guide
+        .split("\n## Reference\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("the reference section");
+    for name in mte_relay::config::env::VARIABLES {
+        let row = format!("| `{name}` |");
+        let cells = reference
+            .lines()
+            .find(|line| line.starts_with(&row))
+            .unwrap_or_else(|| panic!("no reference row for {name}"));
+        assert_eq!(
+            cells.matches(" | ").count(),
+            4,
+            "{name}: type, default, required and example: {cells}"
+        );
     }
 }
