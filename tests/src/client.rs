@@ -35,15 +35,25 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    within("a response from the relay", async {
-        let stream = connect_from(from, addr).await.expect("connect to relay");
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("HTTP/1.1 handshake");
-        tokio::spawn(connection.with_upgrades());
-        sender.send_request(request).await.expect("send request")
-    })
-    .await
+    within("a response from the relay", exchange(from, addr, request)).await
+}
+
+/// One request on a new HTTP/1.1 connection (upgrades enabled), to its response head.
+async fn exchange<B>(
+    from: Option<IpAddr>,
+    addr: SocketAddr,
+    request: Request<B>,
+) -> Response<Incoming>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let stream = connect_from(from, addr).await.expect("connect to relay");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("HTTP/1.1 handshake");
+    tokio::spawn(connection.with_upgrades());
+    sender.send_request(request).await.expect("send request")
 }
 
 /// Like [`send`], waiting up to `limit` for the response head (a large upload's answer
@@ -57,14 +67,11 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    crate::within_for(limit, "a response from the relay", async {
-        let stream = connect_from(None, addr).await.expect("connect to relay");
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("HTTP/1.1 handshake");
-        tokio::spawn(connection);
-        sender.send_request(request).await.expect("send request")
-    })
+    crate::within_for(
+        limit,
+        "a response from the relay",
+        exchange(None, addr, request),
+    )
     .await
 }
 

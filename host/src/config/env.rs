@@ -82,31 +82,20 @@ pub const VARIABLES: &[&str] = &[
 /// sets `AWS_REGION` in every task), is told once at startup instead of left to
 /// wonder whether they were taken.
 pub const ACKNOWLEDGED: &[(&str, &str)] = &[
-    (
-        "AWS_REGION",
-        "the relay does not need it; AWS Marketplace metering is configured in its \
-         adapter's declaration",
-    ),
-    (
-        "AWS_DEFAULT_REGION",
-        "the relay does not need it; AWS Marketplace metering is configured in its \
-         adapter's declaration",
-    ),
-    (
-        "AZURE_CLIENT_ID",
-        "the relay does not need it; Azure Marketplace metering is configured in its \
-         adapter's declaration",
-    ),
-    (
-        "AZURE_TENANT_ID",
-        "the relay does not need it; Azure Marketplace metering is configured in its \
-         adapter's declaration",
-    ),
+    ("AWS_REGION", AWS_METERING),
+    ("AWS_DEFAULT_REGION", AWS_METERING),
+    ("AZURE_CLIENT_ID", AZURE_METERING),
+    ("AZURE_TENANT_ID", AZURE_METERING),
     (
         "MAX_POOL_SIZE",
         "not read; the relay's bound on in-flight requests is POOL_SIZE",
     ),
 ];
+
+const AWS_METERING: &str = "the relay does not need it; AWS Marketplace metering is \
+                            configured in its adapter's declaration";
+const AZURE_METERING: &str = "the relay does not need it; Azure Marketplace metering is \
+                              configured in its adapter's declaration";
 
 /// The single-domain variables that `DOMAIN_MAP` replaces.
 pub const LEGACY_VARIABLES: &[&str] = &[

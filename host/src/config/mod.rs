@@ -12,12 +12,13 @@ pub mod render;
 pub mod routes;
 pub mod secret;
 pub mod store;
+pub mod target;
 pub mod tls;
 pub mod trusted;
 
 use serde_json::Value;
 
-pub use domain::{ConfiguredHeaders, CorsPolicy, DomainConfig, StreamPadding, UpstreamTarget};
+pub use domain::{ConfiguredHeaders, CorsPolicy, DomainConfig, StreamPadding};
 pub use domains::DomainTable;
 pub use env::Env;
 pub use error::ConfigError;
@@ -30,6 +31,7 @@ pub use outbound::{DomainOutbound, OutboundSettings, PeerOrigin};
 pub use routes::{RoutePattern, RouteSet};
 pub use secret::Secret;
 pub use store::{RedisSettings, RedisUrl, StoreSettings};
+pub use target::UpstreamTarget;
 pub use tls::{ListenerTls, UpstreamTls};
 pub use trusted::TrustedProxies;
 

@@ -4,9 +4,9 @@
 
 use mte_relay_protocol::header::Mode;
 
-use super::domain::UpstreamTarget;
 use super::error::{ConfigError, index};
 use super::secret::Secret;
+use super::target::UpstreamTarget;
 
 /// Minimum length, in characters, of an outbound token: it is the only thing that lets
 /// a caller send through the relay, so it must not be guessable.
