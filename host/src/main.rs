@@ -339,9 +339,20 @@ async fn serve_until_signal(
             )),
             None => backends.pairs,
         };
+        // One span per request to an OTLP collector, when one is configured.
+        let spans = match &loaded.config.otlp {
+            None => None,
+            Some(settings) => Some(
+                telemetry::spans::SpanExport::start(settings, &loaded.config.upstream_tls)
+                    .map_err(StartError::Config)?,
+            ),
+        };
         let mut state = AppState::new(loaded.config, store).with_adapters(adapters);
         if let Some(metrics) = &metrics {
             state = state.with_observer(metrics.clone());
+        }
+        if let Some(spans) = &spans {
+            state = state.with_observer(spans.observer());
         }
         let state = Arc::new(state);
         let _sweeper = Sweeper::spawn(
@@ -398,6 +409,10 @@ async fn serve_until_signal(
         admin.stop();
         if let Some(adapters) = &state.adapters {
             adapters.shutdown().await;
+        }
+        if let Some(spans) = spans {
+            // The last batch goes out before the process ends.
+            let _ = tokio::task::spawn_blocking(move || spans.shutdown()).await;
         }
         match drained {
             Drained::Cleanly => tracing::info!("stopped"),

@@ -12,6 +12,8 @@ use http::Method;
 use mte_relay_protocol::header::Mode;
 use mte_relay_protocol::registry::ErrorReason;
 
+use crate::trace_context::TraceParent;
+
 /// How a request reached an upstream, for those that did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Forwarded {
@@ -46,9 +48,9 @@ pub struct FinishedRequest<'a> {
     pub mode: Option<Mode>,
     /// The verified client id of an MTE request.
     pub client_id: Option<&'a str>,
-    /// The W3C trace id, when the request carried a valid `traceparent` (inside the
-    /// head, for an MTE request).
-    pub trace_id: Option<&'a str>,
+    /// The request's valid `traceparent` (inside the head, for an MTE request): its
+    /// trace id for the access log, and the parent of the request's exported span.
+    pub trace_parent: Option<&'a TraceParent>,
     /// The peer relay's origin, for an outbound request.
     pub peer: Option<&'a str>,
     /// Whether the configuration names that peer (a bounded metric label if so).

@@ -1,17 +1,33 @@
-//! W3C Trace Context (https://www.w3.org/TR/trace-context/): the trace id of a
-//! request's `traceparent`, for the access log. The headers themselves reach the
-//! upstream unchanged (pass-through headers, or those inside an MTE head); the relay
-//! only reads them.
+//! W3C Trace Context (https://www.w3.org/TR/trace-context/): a request's
+//! `traceparent`, for the access log's trace id and as the parent of the request's
+//! exported span. The headers themselves reach the upstream unchanged (pass-through
+//! headers, or those inside an MTE head); the relay only reads them.
 
 use http::HeaderMap;
 
 /// The `traceparent` header.
 pub const TRACEPARENT: &str = "traceparent";
 
-/// The trace id of a valid version-00 `traceparent`: 32 lowercase hex digits, not all
-/// zero. Anything else (absent, malformed, an unknown version) is `None`, so a client
-/// cannot put arbitrary text in the access log through it.
+/// A valid version-00 `traceparent`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceParent {
+    /// 32 lowercase hex digits, not all zero.
+    pub trace_id: String,
+    /// The caller's span: 16 lowercase hex digits, not all zero.
+    pub parent_id: String,
+    /// The trace flags' sampled bit.
+    pub sampled: bool,
+}
+
+/// The trace id of a valid `traceparent` (see [`parse`]).
 pub fn trace_id(headers: &HeaderMap) -> Option<String> {
+    parse(headers).map(|parent| parent.trace_id)
+}
+
+/// A valid version-00 `traceparent`. Anything else (absent, malformed, an unknown
+/// version) is `None`, so a client cannot put arbitrary text in the access log or a
+/// span through it.
+pub fn parse(headers: &HeaderMap) -> Option<TraceParent> {
     let value = headers.get(TRACEPARENT)?.to_str().ok()?.trim();
     let mut parts = value.split('-');
     let (version, trace, parent, flags) =
@@ -29,7 +45,12 @@ pub fn trace_id(headers: &HeaderMap) -> Option<String> {
         && hex(flags, 2)
         && trace.bytes().any(|b| b != b'0')
         && parent.bytes().any(|b| b != b'0');
-    valid.then(|| trace.to_owned())
+    let sampled = u8::from_str_radix(flags, 16).ok()? & 1 == 1;
+    valid.then(|| TraceParent {
+        trace_id: trace.to_owned(),
+        parent_id: parent.to_owned(),
+        sampled,
+    })
 }
 
 #[cfg(test)]

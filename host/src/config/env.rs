@@ -75,6 +75,10 @@ pub const VARIABLES: &[&str] = &[
     "REDIS_RESPONSE_TIMEOUT_MS",
     "REDIS_KEY_PREFIX",
     "REDIS_CACHE_PAIRS",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_SERVICE_NAME",
 ];
 
 /// Variables the product documents (or a platform) set that this relay does not read,

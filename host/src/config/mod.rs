@@ -7,6 +7,7 @@ pub mod domains;
 pub mod env;
 pub mod error;
 pub mod globals;
+pub mod otlp;
 pub mod outbound;
 pub mod render;
 pub mod routes;
@@ -70,6 +71,8 @@ pub struct Config {
     pub store: StoreSettings,
     /// How the outbound role (API Relay) keeps pairs with peer relays.
     pub outbound: OutboundSettings,
+    /// OTLP export of request spans, when an endpoint is set.
+    pub otlp: Option<otlp::OtlpSettings>,
     pub domains: DomainTable,
 }
 
@@ -216,6 +219,7 @@ impl Config {
                 adapters: AdapterSettings::from_env(env)?,
                 store,
                 outbound: outbound_settings(env)?,
+                otlp: otlp::OtlpSettings::from_env(env)?,
                 domains,
             },
             warnings,

@@ -61,6 +61,11 @@ pub fn redacted_config(config: &Config) -> Value {
         "domain_map": domains,
     });
     // Added apart: one `json!` of every field passes the macro's recursion limit.
+    effective["otlp"] = json!(config.otlp.as_ref().map(|otlp| json!({
+        "traces_endpoint": otlp.traces_endpoint,
+        "protocol": otlp.protocol.as_str(),
+        "service_name": otlp.service_name,
+    })));
     effective["outbound_pairs"] = json!(config.outbound.pairs);
     effective["outbound_mode"] = json!(config.outbound.mode.token());
     effective["tls_cert_file"] = json!(

@@ -497,7 +497,7 @@ mod tests {
             reason,
             mode: Some(Mode::Mte),
             client_id: Some("a-client-id-that-must-not-show"),
-            trace_id: None,
+            trace_parent: None,
             peer: None,
             peer_configured: false,
             duration: Duration::from_millis(3),

@@ -555,8 +555,8 @@ fn upstream_request_for(
         empty()
     };
     let request = upstream_request(method, head, upstream_body)?;
-    if let Some(trace_id) = trace_context::trace_id(request.headers()) {
-        ctx.timings.set_trace_id(trace_id);
+    if let Some(parent) = trace_context::parse(request.headers()) {
+        ctx.timings.set_trace_parent(parent);
     }
     Ok(request)
 }

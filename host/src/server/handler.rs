@@ -85,9 +85,9 @@ pub async fn handle(
     };
     // An MTE request's trace context travels inside its head (read once it opens).
     if class != RouteClass::Mte
-        && let Some(trace_id) = trace_context::trace_id(request.headers())
+        && let Some(parent) = trace_context::parse(request.headers())
     {
-        timings.set_trace_id(trace_id);
+        timings.set_trace_parent(parent);
     }
     let mut request =
         request.map(|body| boxed(CountingBody::new(DrainOnDrop::new(body), timings.clone())));

@@ -55,7 +55,7 @@ impl AccessRecord {
             reason: self.reason,
             mode: timings.mode(),
             client_id: timings.client_id(),
-            trace_id: timings.trace_id(),
+            trace_parent: timings.trace_parent(),
             peer: timings.peer().map(|peer| peer.origin.as_str()),
             peer_configured: timings.peer().is_some_and(|peer| peer.configured),
             duration: timings.elapsed(),
@@ -86,7 +86,9 @@ impl RequestObserver for AccessLog {
             route = request.route,
             method = %request.method,
             path = request.path.unwrap_or("-"),
-            trace_id = request.trace_id.unwrap_or("-"),
+            trace_id = request
+                .trace_parent
+                .map_or("-", |parent| parent.trace_id.as_str()),
             status = request.status,
             duration_ms = ms(request.duration),
             upstream_ms = ms(request.upstream),

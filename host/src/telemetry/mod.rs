@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod request_id;
+pub mod spans;
 pub mod timings;
 
 use std::io::IsTerminal;

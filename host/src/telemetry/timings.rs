@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use mte_relay_protocol::header::Mode;
 
+use crate::trace_context::TraceParent;
+
 /// Shared (`Arc`) between the server, the upstream client and the pipeline; also
 /// inserted in the request's extensions. Durations accumulate, so a stage that runs
 /// per chunk (decode, encode) adds each chunk's time.
@@ -22,8 +24,8 @@ pub struct RequestTimings {
     client_id: OnceLock<String>,
     /// The mode of an MTE request, once its relay header parsed.
     mode: OnceLock<Mode>,
-    /// The W3C trace id of the request, when it carried a valid `traceparent`.
-    trace_id: OnceLock<String>,
+    /// The request's valid `traceparent`, when it carried one.
+    trace_parent: OnceLock<TraceParent>,
     /// The peer relay of an outbound request.
     peer: OnceLock<Peer>,
 }
@@ -48,7 +50,7 @@ impl RequestTimings {
             bytes_out: AtomicU64::new(0),
             client_id: OnceLock::new(),
             mode: OnceLock::new(),
-            trace_id: OnceLock::new(),
+            trace_parent: OnceLock::new(),
             peer: OnceLock::new(),
         }
     }
@@ -118,13 +120,17 @@ impl RequestTimings {
         self.mode.get().copied()
     }
 
-    /// Records the request's trace id (first call wins).
-    pub fn set_trace_id(&self, trace_id: String) {
-        let _ = self.trace_id.set(trace_id);
+    /// Records the request's `traceparent` (first call wins).
+    pub fn set_trace_parent(&self, parent: TraceParent) {
+        let _ = self.trace_parent.set(parent);
+    }
+
+    pub fn trace_parent(&self) -> Option<&TraceParent> {
+        self.trace_parent.get()
     }
 
     pub fn trace_id(&self) -> Option<&str> {
-        self.trace_id.get().map(String::as_str)
+        self.trace_parent().map(|parent| parent.trace_id.as_str())
     }
 
     pub fn client_id(&self) -> Option<&str> {
