@@ -29,7 +29,8 @@ pub struct PeerClients {
 
 #[derive(Default)]
 struct PeerMap {
-    by_origin: HashMap<PeerOrigin, Entry>,
+    /// By peer origin and the pins its identity must match (domains may pin alike).
+    by_origin: HashMap<(PeerOrigin, Vec<String>), Entry>,
     /// Increases on every use; the entry with the smallest is the least recently used.
     clock: u64,
 }
@@ -66,18 +67,19 @@ impl PeerClients {
 
     /// The client of `peer`, made now if this process has none. Pairing happens on the
     /// client's first request, not here.
-    pub fn client(&self, peer: &PeerOrigin) -> Result<RelayClient, ClientError> {
+    pub fn client(&self, peer: &PeerOrigin, pins: &[String]) -> Result<RelayClient, ClientError> {
         let mut map = self
             .clients
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.clock += 1;
         let now = map.clock;
-        if let Some(entry) = map.by_origin.get_mut(peer) {
+        let key = (peer.clone(), pins.to_vec());
+        if let Some(entry) = map.by_origin.get_mut(&key) {
             entry.last_used = now;
             return Ok(entry.client.clone());
         }
-        let client = self.build(peer)?;
+        let client = self.build(peer, pins)?;
         if map.by_origin.len() >= MAX_PEERS
             && let Some(oldest) = map
                 .by_origin
@@ -88,7 +90,7 @@ impl PeerClients {
             map.by_origin.remove(&oldest);
         }
         map.by_origin.insert(
-            peer.clone(),
+            key,
             Entry {
                 client: client.clone(),
                 last_used: now,
@@ -97,7 +99,7 @@ impl PeerClients {
         Ok(client)
     }
 
-    fn build(&self, peer: &PeerOrigin) -> Result<RelayClient, ClientError> {
+    fn build(&self, peer: &PeerOrigin, pins: &[String]) -> Result<RelayClient, ClientError> {
         let mut builder = RelayClient::builder(peer.as_str())
             .pairs(self.settings.pairs)
             .mode(self.settings.mode)
@@ -107,6 +109,9 @@ impl PeerClients {
             .request_timeout(self.timeouts.upstream_response);
         if let Some(secret) = &self.secret {
             builder = builder.secret(secret.expose().as_bytes());
+        }
+        for pin in pins {
+            builder = builder.pin(pin.clone());
         }
         builder.build()
     }

@@ -33,6 +33,7 @@ pub const DOMAIN_FIELDS: &[&str] = &[
     "outbound_token",
     "outbound_upstream",
     "outbound_peers",
+    "outbound_pins",
     "identity_key",
     "verify_body_before_forward",
     "pad_stream_records",
@@ -187,6 +188,7 @@ pub(crate) struct RawDomain {
     pub outbound_token: Option<String>,
     pub outbound_upstream: Option<String>,
     pub outbound_peers: Vec<String>,
+    pub outbound_pins: Vec<String>,
     pub identity_key: Option<String>,
     /// Bytes, as given (a JSON number, or the legacy variable's text).
     pub verify_body_before_forward: Option<String>,
@@ -251,6 +253,7 @@ impl RawDomain {
                 "outbound_token" => raw.outbound_token = optional_string(&at, value)?,
                 "outbound_upstream" => raw.outbound_upstream = optional_string(&at, value)?,
                 "outbound_peers" => raw.outbound_peers = strings(&at, value)?,
+                "outbound_pins" => raw.outbound_pins = strings(&at, value)?,
                 "identity_key" => raw.identity_key = optional_string(&at, value)?,
                 "verify_body_before_forward" => {
                     raw.verify_body_before_forward = match value {
@@ -337,6 +340,7 @@ impl RawDomain {
             self.outbound_token,
             self.outbound_upstream,
             self.outbound_peers,
+            self.outbound_pins,
         )?;
         let identity = self
             .identity_key

@@ -317,6 +317,7 @@ fn legacy_domain(env: &Env) -> Result<DomainConfig, ConfigError> {
         outbound_token: env.get("OUTBOUND_TOKEN").map(str::to_owned),
         outbound_upstream: env.get("OUTBOUND_UPSTREAM").map(str::to_owned),
         outbound_peers: list("OUTBOUND_PEERS"),
+        outbound_pins: list("OUTBOUND_PINS"),
         identity_key: env.get("RELAY_IDENTITY_KEY").map(str::to_owned),
         verify_body_before_forward: env.get("VERIFY_BODY_BEFORE_FORWARD").map(str::to_owned),
         pad_stream_records: env.get("PAD_STREAM_RECORDS").map(str::to_owned),

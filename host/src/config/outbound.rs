@@ -3,6 +3,7 @@
 //! pairs with each peer are kept. See docs/api-relay.md.
 
 use mte_relay_protocol::header::Mode;
+use mte_relay_protocol::identity::Pin;
 
 use super::error::{ConfigError, index};
 use super::secret::Secret;
@@ -57,6 +58,9 @@ pub struct DomainOutbound {
     /// The peers a request may name (`outbound_peers`); empty: any http(s) origin.
     /// The default peer is always allowed.
     pub peers: Vec<PeerOrigin>,
+    /// Pins of the peers' identity keys (`outbound_pins`): when set, a peer must sign
+    /// its pairing answers under one of them (docs/protocol.md §4.7).
+    pub pins: Vec<String>,
 }
 
 impl DomainOutbound {
@@ -74,11 +78,13 @@ impl DomainOutbound {
         token: Option<String>,
         default_peer: Option<String>,
         peers: Vec<String>,
+        pins: Vec<String>,
     ) -> Result<Option<DomainOutbound>, ConfigError> {
         let Some(token) = token else {
             for (field, given) in [
                 ("outbound_upstream", default_peer.is_some()),
                 ("outbound_peers", !peers.is_empty()),
+                ("outbound_pins", !pins.is_empty()),
             ] {
                 if given {
                     return Err(ConfigError::new(
@@ -109,10 +115,20 @@ impl DomainOutbound {
                     .map_err(|problem| ConfigError::new(index(&peers_at, i), problem))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let pins_at = at("outbound_pins");
+        for (i, pin) in pins.iter().enumerate() {
+            Pin::parse(pin).map_err(|error| {
+                ConfigError::new(
+                    index(&pins_at, i),
+                    format!("{error}; `mte-relay check-config` on the peer prints its pin"),
+                )
+            })?;
+        }
         Ok(Some(DomainOutbound {
             token,
             default_peer,
             peers,
+            pins,
         }))
     }
 }
@@ -170,13 +186,15 @@ mod tests {
 
     #[test]
     fn tokens_are_long_and_peers_need_one() {
-        let short = DomainOutbound::validate(&at, Some("short".into()), None, Vec::new())
-            .expect_err("short token");
+        let short =
+            DomainOutbound::validate(&at, Some("short".into()), None, Vec::new(), Vec::new())
+                .expect_err("short token");
         assert_eq!(short.location, "OUTBOUND_TOKEN");
         assert!(short.problem.contains("at least 32 characters"), "{short}");
 
-        let orphan = DomainOutbound::validate(&at, None, Some("http://b:1".into()), Vec::new())
-            .expect_err("peer without token");
+        let orphan =
+            DomainOutbound::validate(&at, None, Some("http://b:1".into()), Vec::new(), Vec::new())
+                .expect_err("peer without token");
         assert_eq!(orphan.location, "OUTBOUND_UPSTREAM");
 
         let outbound = DomainOutbound::validate(
@@ -184,6 +202,7 @@ mod tests {
             Some("t".repeat(32)),
             Some("http://default:1".into()),
             vec!["http://listed:2".into()],
+            Vec::new(),
         )
         .expect("valid")
         .expect("configured");
@@ -195,10 +214,27 @@ mod tests {
         );
         assert!(!outbound.allows(&peer("http://other:3")));
 
-        let open = DomainOutbound::validate(&at, Some("t".repeat(32)), None, Vec::new())
-            .expect("valid")
-            .expect("configured");
+        let open =
+            DomainOutbound::validate(&at, Some("t".repeat(32)), None, Vec::new(), Vec::new())
+                .expect("valid")
+                .expect("configured");
         assert!(open.allows(&peer("http://anywhere:9")));
+    }
+
+    #[test]
+    fn pins_are_checked_and_need_a_token() {
+        let bad = DomainOutbound::validate(
+            &at,
+            Some("t".repeat(32)),
+            None,
+            Vec::new(),
+            vec!["sha256:not-a-pin".into()],
+        )
+        .expect_err("bad pin");
+        assert_eq!(bad.location, "OUTBOUND_PINS[0]");
+        let orphan = DomainOutbound::validate(&at, None, None, Vec::new(), vec!["sha256:x".into()])
+            .expect_err("pins without a token");
+        assert_eq!(orphan.location, "OUTBOUND_PINS");
     }
 
     #[test]

@@ -164,6 +164,9 @@ fn redacted_domain(domain: &DomainConfig, annotate: bool) -> Value {
         if let Some(peer) = &outbound.default_peer {
             entry.insert("outbound_upstream".into(), json!(peer.as_str()));
         }
+        if !outbound.pins.is_empty() {
+            entry.insert("outbound_pins".into(), json!(outbound.pins));
+        }
         if !outbound.peers.is_empty() {
             let peers: Vec<&str> = outbound.peers.iter().map(PeerOrigin::as_str).collect();
             entry.insert("outbound_peers".into(), json!(peers));

@@ -92,7 +92,12 @@ async fn send_to_peer(
     request: Request<RelayBody>,
 ) -> Result<Response<RelayBody>, Refusal> {
     let (parts, body) = request.into_parts();
-    let client = state.peers.client(peer).map_err(|error| {
+    let pins = ctx
+        .domain
+        .outbound
+        .as_ref()
+        .map_or(&[][..], |outbound| outbound.pins.as_slice());
+    let client = state.peers.client(peer, pins).map_err(|error| {
         tracing::warn!(request_id = %ctx.request_id, %peer, %error, "no client for the peer relay");
         refuse(
             ErrorReason::OutboundRequestInvalid,
@@ -233,7 +238,10 @@ fn strip_steering_headers(headers: &mut HeaderMap) {
 fn peer_failure(ctx: &RequestContext, peer: &PeerOrigin, error: &ClientError) -> Refusal {
     let reason = match error {
         ClientError::Registry { reason, .. } => *reason,
-        _ if error.is_unreachable() => ErrorReason::UpstreamUnreachable,
+        // Like an upstream whose certificate does not verify: nothing was sent.
+        _ if error.is_unreachable() || error.is_identity_mismatch() => {
+            ErrorReason::UpstreamUnreachable
+        }
         _ if error.is_timeout() => ErrorReason::UpstreamTimeout,
         _ => ErrorReason::UpstreamFailed,
     };
@@ -258,6 +266,9 @@ fn peer_failure(ctx: &RequestContext, peer: &PeerOrigin, error: &ClientError) ->
     }
     let message = match error {
         ClientError::Registry { message, .. } => format!("peer relay {peer} refused: {message}"),
+        _ if error.is_identity_mismatch() => format!(
+            "peer relay {peer} did not prove an identity key of outbound_pins; nothing was sent"
+        ),
         _ if secret_mismatch => {
             format!("pairing with peer relay {peer} failed: the two relays' SECRET values differ")
         }

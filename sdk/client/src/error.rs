@@ -140,6 +140,17 @@ impl ClientError {
         }
     }
 
+    /// True when the relay did not prove a pinned identity: its capabilities announce
+    /// another key or none, or a pairing answer is not signed under a pinned key.
+    /// Nothing was paired or sent.
+    pub fn is_identity_mismatch(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Protocol { source: Some(source), .. }
+                if source.is::<mte_relay_protocol::identity::IdentityError>()
+        )
+    }
+
     /// Whether the upstream received the request.
     pub fn outcome(&self) -> RequestOutcome {
         match self {

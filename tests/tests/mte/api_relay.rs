@@ -747,3 +747,39 @@ async fn replicas_of_both_relays_behind_balancers_share_their_pairs_through_redi
         );
     }
 }
+
+#[tokio::test]
+async fn relay_a_pins_the_peers_identity_key() {
+    let (key, pin) = crate::identity::keygen();
+    let (_, other_pin) = crate::identity::keygen();
+    let relays = ApiRelay::start(&[], &[("RELAY_IDENTITY_KEY", key.as_str())]).await;
+    let peer = relays.tap.url();
+    let post = || {
+        outbound("POST", "/payments")
+            .body(full("amount=12"))
+            .expect("request")
+    };
+
+    // A relay A that pins B's key pairs and sends.
+    let pinned = relay_a(&peer, &[("OUTBOUND_PINS", pin.as_str())]);
+    assert_eq!(send::<TestBody>(pinned.addr(), post()).await.status(), 200);
+    assert_eq!(relays.upstream.seen().len(), 1);
+
+    // One that pins another key refuses B before anything is paired or sent.
+    let wrong = relay_a(&peer, &[("OUTBOUND_PINS", other_pin.as_str())]);
+    let response = send::<TestBody>(wrong.addr(), post()).await;
+    assert_refused(&response, 502, "upstream-unreachable");
+    let explanation = body_json(response).await;
+    assert!(
+        explanation["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("outbound_pins")),
+        "{explanation}"
+    );
+    assert_eq!(
+        relays.upstream.seen().len(),
+        1,
+        "nothing more was forwarded"
+    );
+    drop(relays.a);
+}

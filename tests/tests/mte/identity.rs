@@ -14,7 +14,7 @@ use mte_relay_tests::within;
 use crate::support::{CLIENT_ID_SECRET, RecordingUpstream, relay_for};
 
 /// A fresh key from `mte-relay keygen`: (RELAY_IDENTITY_KEY, RELAY_IDENTITY_PIN).
-fn keygen() -> (String, String) {
+pub(crate) fn keygen() -> (String, String) {
     let finished = run(&["keygen"], &[]);
     assert!(finished.status.success(), "keygen: {}", finished.stderr);
     let value = |name: &str| {
