@@ -68,18 +68,24 @@ impl PeerClients {
     /// The client of `peer`, made now if this process has none. Pairing happens on the
     /// client's first request, not here.
     pub fn client(&self, peer: &PeerOrigin, pins: &[String]) -> Result<RelayClient, ClientError> {
+        let key = (peer.clone(), pins.to_vec());
+        if let Some(client) = self.lookup(&key) {
+            return Ok(client);
+        }
+        // Built outside the lock (a TLS configuration and a connection pool): two
+        // first requests at once may both build, and the first to insert is kept.
+        let built = self.build(peer, pins)?;
         let mut map = self
             .clients
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.clock += 1;
         let now = map.clock;
-        let key = (peer.clone(), pins.to_vec());
         if let Some(entry) = map.by_origin.get_mut(&key) {
             entry.last_used = now;
             return Ok(entry.client.clone());
         }
-        let client = self.build(peer, pins)?;
+        let client = built;
         if map.by_origin.len() >= MAX_PEERS
             && let Some(oldest) = map
                 .by_origin
@@ -97,6 +103,19 @@ impl PeerClients {
             },
         );
         Ok(client)
+    }
+
+    /// The client already made for `key`, marked as used.
+    fn lookup(&self, key: &(PeerOrigin, Vec<String>)) -> Option<RelayClient> {
+        let mut map = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.clock += 1;
+        let now = map.clock;
+        let entry = map.by_origin.get_mut(key)?;
+        entry.last_used = now;
+        Some(entry.client.clone())
     }
 
     fn build(&self, peer: &PeerOrigin, pins: &[String]) -> Result<RelayClient, ClientError> {

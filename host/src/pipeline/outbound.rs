@@ -236,16 +236,33 @@ fn strip_steering_headers(headers: &mut HeaderMap) {
 /// The caller's answer when the exchange with the peer failed: the peer's own refusal
 /// with its reason, or this relay's account of why the peer could not be reached.
 fn peer_failure(ctx: &RequestContext, peer: &PeerOrigin, error: &ClientError) -> Refusal {
-    let reason = match error {
-        ClientError::Registry { reason, .. } => *reason,
-        // Like an upstream whose certificate does not verify: nothing was sent.
-        _ if error.is_unreachable() || error.is_identity_mismatch() => {
-            ErrorReason::UpstreamUnreachable
-        }
-        _ if error.is_timeout() => ErrorReason::UpstreamTimeout,
-        _ => ErrorReason::UpstreamFailed,
-    };
     let secret_mismatch = error.is_secret_mismatch();
+    let reason = if secret_mismatch {
+        ErrorReason::SecretMismatch
+    } else {
+        match error {
+            ClientError::Registry { reason, .. } => *reason,
+            // The request could not be sent as given (a body over the MTE cap, a head
+            // over the peer's limit): the caller's to fix.
+            ClientError::InvalidRequest { .. } => ErrorReason::OutboundRequestInvalid,
+            // Like an upstream whose certificate does not verify: nothing was sent.
+            _ if error.is_unreachable() || error.is_identity_mismatch() => {
+                ErrorReason::UpstreamUnreachable
+            }
+            _ if error.is_timeout() => ErrorReason::UpstreamTimeout,
+            _ => ErrorReason::UpstreamFailed,
+        }
+    };
+    // The caller learns whether its request may have run from the reason's class
+    // (the registry's "upstream untouched"): a reason that promises nothing ran is
+    // given only when the client knows so over every attempt (an earlier one may have
+    // reached the peer's upstream before the peer went away, and an unauthenticated
+    // refusal could be forged on the path).
+    let reason = if reason.upstream_untouched() && !error.is_retry_safe() {
+        ErrorReason::UpstreamFailed
+    } else {
+        reason
+    };
     if secret_mismatch {
         tracing::warn!(
             request_id = %ctx.request_id,
@@ -266,26 +283,25 @@ fn peer_failure(ctx: &RequestContext, peer: &PeerOrigin, error: &ClientError) ->
     }
     let message = match error {
         ClientError::Registry { message, .. } => format!("peer relay {peer} refused: {message}"),
+        ClientError::InvalidRequest { message } => {
+            format!("cannot send to peer relay {peer}: {message}; nothing was sent")
+        }
         _ if error.is_identity_mismatch() => format!(
             "peer relay {peer} did not prove an identity key of outbound_pins; nothing was sent"
         ),
         _ if secret_mismatch => {
             format!("pairing with peer relay {peer} failed: the two relays' SECRET values differ")
         }
-        _ => format!("peer relay {peer}: {}", reason_summary(reason)),
-    };
-    let reason = if secret_mismatch {
-        ErrorReason::SecretMismatch
-    } else {
-        reason
+        _ => format!("peer relay {peer}: {}", reason_summary(reason, error)),
     };
     refuse(reason, message)
 }
 
-fn reason_summary(reason: ErrorReason) -> &'static str {
+fn reason_summary(reason: ErrorReason, error: &ClientError) -> &'static str {
     match reason {
         ErrorReason::UpstreamUnreachable => "unreachable (connection failed; nothing was sent)",
         ErrorReason::UpstreamTimeout => "no answer within UPSTREAM_RESPONSE_TIMEOUT_SECS",
-        _ => "the exchange failed after the request was sent",
+        _ if error.is_retry_safe() => "the exchange failed; nothing was sent",
+        _ => "the exchange failed, and the request may have reached the peer's upstream",
     }
 }

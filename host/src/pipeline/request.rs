@@ -536,6 +536,17 @@ fn upstream_request_for(
     failure: &DecodeFailure,
 ) -> Result<Request<RelayBody>, Refusal> {
     let declared = declared_length(head)?;
+    if declared.is_some_and(|length| length > state.config.limits.max_body_bytes) {
+        return Err(refuse(
+            ErrorReason::BodyTooLarge,
+            format!(
+                "the request body states {} bytes, more than MAX_BODY_BYTES ({}); \
+                 nothing was forwarded",
+                declared.unwrap_or_default(),
+                state.config.limits.max_body_bytes
+            ),
+        ));
+    }
     let upstream_body = if message.has_body() {
         let decoder = message.body_decoder(Some(state.config.limits.max_body_bytes));
         streams::opening(

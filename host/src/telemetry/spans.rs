@@ -232,6 +232,15 @@ impl HttpClient for ExportClient {
                 .to_bytes();
             Ok::<_, HttpError>(Response::from_parts(parts, body))
         };
-        self.runtime.spawn(exchange).await?
+        // The SDK sets no deadline on an export from its own thread: without one, a
+        // collector that accepts and never answers would stop span export for good.
+        let bounded = async move {
+            tokio::time::timeout(EXPORT_TIMEOUT, exchange)
+                .await
+                .map_err(|_elapsed| -> HttpError {
+                    format!("the collector did not answer within {EXPORT_TIMEOUT:?}").into()
+                })?
+        };
+        self.runtime.spawn(bounded).await?
     }
 }

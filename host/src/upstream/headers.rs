@@ -52,9 +52,24 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// chunked, except on `GET`, `HEAD` and `CONNECT`, where it assumes there is none and
 /// sends nothing: a `GET` with a body (a query document, say) would reach the upstream
 /// empty. An explicit `transfer-encoding: chunked` makes it send the body.
+///
+/// A request of a method that normally has a body (POST, PUT, PATCH) sent without one
+/// states `content-length: 0`, as browsers send it, since some servers refuse such a
+/// request without a length (411).
 pub fn frame_body<B: http_body::Body>(parts: &mut http::request::Parts, body: &B) {
-    let unknown_length = !body.is_end_stream() && body.size_hint().exact().is_none();
-    if unknown_length && !parts.headers.contains_key(header::CONTENT_LENGTH) {
+    if parts.headers.contains_key(header::CONTENT_LENGTH) {
+        return;
+    }
+    if body.is_end_stream() {
+        if matches!(
+            parts.method,
+            http::Method::POST | http::Method::PUT | http::Method::PATCH
+        ) {
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
+    } else if body.size_hint().exact().is_none() {
         parts.headers.insert(
             header::TRANSFER_ENCODING,
             HeaderValue::from_static("chunked"),

@@ -783,3 +783,41 @@ async fn relay_a_pins_the_peers_identity_key() {
     );
     drop(relays.a);
 }
+
+/// B forwards a POST and dies before answering; A's client resends it (its resend
+/// token makes that safe) and finds B gone. The caller must not be told that nothing
+/// ran: the answer is `upstream-failed`, not `upstream-unreachable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_dies_after_forwarding_is_not_reported_as_untouched() {
+    use std::sync::Arc;
+    let reached = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (signal, hold) = (reached.clone(), release.clone());
+    let upstream = mte_relay_tests::upstream::Upstream::start(move |_request| {
+        let (signal, hold) = (signal.clone(), hold.clone());
+        async move {
+            signal.notify_one();
+            hold.notified().await;
+            http::Response::new(full("late"))
+        }
+    })
+    .await;
+    let upstream_url = upstream.url();
+    let mut b = Relay::start(&[
+        ("UPSTREAM", upstream_url.as_str()),
+        ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
+        ("SECRET", SECRET),
+    ]);
+    let a = relay_a(&format!("http://{}", b.addr()), &[]);
+    let answer = tokio::spawn(send::<TestBody>(
+        a.addr(),
+        outbound("POST", "/payments")
+            .body(full("amount=12"))
+            .expect("request"),
+    ));
+    within("the POST at B's upstream", reached.notified()).await;
+    b.kill();
+    let response = answer.await.expect("answered");
+    assert_refused(&response, 502, "upstream-failed");
+    release.notify_waiters();
+}

@@ -152,3 +152,39 @@ async fn bodies_arrive_with_their_length_on_every_method() {
         }
     }
 }
+
+/// A POST without a body reaches the upstream with `content-length: 0` (some servers
+/// refuse a POST without a length), and a stated length over `MAX_BODY_BYTES` is
+/// refused before anything is forwarded.
+#[tokio::test]
+async fn an_empty_post_states_its_length_and_an_oversized_one_is_refused_first() {
+    let upstream = RecordingUpstream::start().await;
+    let relay = relay_for(&upstream.upstream.url(), &[("MAX_BODY_BYTES", "1048576")]);
+    let client = client_for(&relay);
+    let request = Request::post("/empty").body(()).expect("request");
+    let response = client.send(request).await.expect("relay answers");
+    assert_eq!(response.status(), 200);
+    let seen = upstream.seen();
+    assert_eq!(
+        seen.last().expect("recorded").headers["content-length"],
+        "0"
+    );
+
+    let stream = http_body_util::StreamBody::new(futures_util::stream::iter(vec![Ok::<
+        _,
+        std::convert::Infallible,
+    >(
+        http_body::Frame::data(bytes::Bytes::from_static(b"small")),
+    )]));
+    let request = Request::post("/big")
+        .header("content-length", "2000000")
+        .body(mte_relay_client::RequestBody::streaming(stream))
+        .expect("request");
+    let error = client.send(request).await.expect_err("refused");
+    assert_eq!(
+        error.reason(),
+        Some(mte_relay_client::ErrorReason::BodyTooLarge),
+        "{error}"
+    );
+    assert_eq!(upstream.seen().len(), 1, "nothing more was forwarded");
+}
