@@ -24,6 +24,8 @@ pub struct PeerClients {
     settings: OutboundSettings,
     secret: Option<Secret>,
     timeouts: Timeouts,
+    /// The upstreams' trust roots (web PKI plus `UPSTREAM_CA_FILE`), for `https://` peers.
+    tls: std::sync::Arc<rustls::ClientConfig>,
     clients: Mutex<PeerMap>,
 }
 
@@ -56,6 +58,7 @@ impl PeerClients {
             settings: config.outbound,
             secret: config.secret.clone(),
             timeouts: config.timeouts,
+            tls: config.upstream_tls.client_config.clone(),
             clients: Mutex::new(PeerMap::default()),
         }
     }
@@ -125,7 +128,8 @@ impl PeerClients {
             .connect_timeout(self.timeouts.upstream_connect)
             // The peer forwards to its upstream and answers within its own timeouts;
             // this bounds the wait for the answer's head from this side.
-            .request_timeout(self.timeouts.upstream_response);
+            .request_timeout(self.timeouts.upstream_response)
+            .tls_config((*self.tls).clone());
         if let Some(secret) = &self.secret {
             builder = builder.secret(secret.expose().as_bytes());
         }

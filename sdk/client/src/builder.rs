@@ -53,6 +53,9 @@ pub(crate) struct Config {
     pub pins: Vec<Pin>,
     /// How long MTE messages of one pair may use one ratchet epoch.
     pub mte_epoch_interval: Duration,
+    /// TLS for an `https://` relay in place of the web PKI roots.
+    #[cfg(feature = "rustls")]
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Config {
@@ -82,6 +85,8 @@ pub struct RelayClientBuilder {
     max_backoff: Duration,
     pins: Vec<String>,
     mte_epoch_interval: Duration,
+    #[cfg(feature = "rustls")]
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl RelayClientBuilder {
@@ -98,6 +103,8 @@ impl RelayClientBuilder {
             max_backoff: DEFAULT_MAX_BACKOFF,
             pins: Vec::new(),
             mte_epoch_interval: DEFAULT_MTE_EPOCH_INTERVAL,
+            #[cfg(feature = "rustls")]
+            tls: None,
         }
     }
 
@@ -166,6 +173,15 @@ impl RelayClientBuilder {
         self
     }
 
+    /// The TLS configuration for an `https://` relay, in place of the web PKI roots: for
+    /// a relay whose certificate chains to a private CA. The client sets its ALPN
+    /// protocols (HTTP/2 and HTTP/1.1).
+    #[cfg(feature = "rustls")]
+    pub fn tls_config(mut self, config: rustls::ClientConfig) -> Self {
+        self.tls = Some(std::sync::Arc::new(config));
+        self
+    }
+
     /// How long MTE messages of one pair may use one ratchet epoch (default five
     /// minutes, at least one second). Past it the next MTE message moves to a new
     /// epoch, and after a pause that long it skips one, so the relay forgets the keys
@@ -223,6 +239,8 @@ impl RelayClientBuilder {
             http2_prior_knowledge: self.http2_prior_knowledge,
             max_backoff: self.max_backoff,
             mte_epoch_interval: self.mte_epoch_interval,
+            #[cfg(feature = "rustls")]
+            tls: self.tls,
         })
     }
 }

@@ -39,7 +39,7 @@ impl Transport {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(config.connect_timeout);
-        let connector = wrap_connector(http)?;
+        let connector = wrap_connector(http, config)?;
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
@@ -71,9 +71,17 @@ impl Transport {
 }
 
 #[cfg(feature = "rustls")]
-fn wrap_connector(mut http: HttpConnector) -> Result<Connector, ClientError> {
+fn wrap_connector(mut http: HttpConnector, config: &Config) -> Result<Connector, ClientError> {
     // The TLS layer decides per URI whether to speak TLS.
     http.enforce_http(false);
+    if let Some(tls) = &config.tls {
+        return Ok(hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((**tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http));
+    }
     // An explicit provider: rustls's process-wide default is ambiguous when another
     // crate in the same program enables a second crypto backend.
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
@@ -87,7 +95,7 @@ fn wrap_connector(mut http: HttpConnector) -> Result<Connector, ClientError> {
 }
 
 #[cfg(not(feature = "rustls"))]
-fn wrap_connector(http: HttpConnector) -> Result<Connector, ClientError> {
+fn wrap_connector(http: HttpConnector, _config: &Config) -> Result<Connector, ClientError> {
     Ok(http)
 }
 

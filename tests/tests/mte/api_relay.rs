@@ -821,3 +821,35 @@ async fn a_peer_that_dies_after_forwarding_is_not_reported_as_untouched() {
     assert_refused(&response, 502, "upstream-failed");
     release.notify_waiters();
 }
+
+#[tokio::test]
+async fn an_https_peer_behind_a_private_ca_is_reached_with_upstream_ca_file() {
+    let certificate = mte_relay_tests::tls::TestCertificate::localhost();
+    let upstream = RecordingUpstream::start().await;
+    let upstream_url = upstream.upstream.url();
+    let b = Relay::start(&[
+        ("UPSTREAM", upstream_url.as_str()),
+        ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
+        ("SECRET", SECRET),
+        ("TLS_CERT_FILE", certificate.pem_path_str()),
+        (
+            "TLS_KEY_FILE",
+            certificate.key_path.to_str().expect("utf-8"),
+        ),
+    ]);
+    let peer = format!("https://localhost:{}", b.addr().port());
+    let get = || {
+        outbound("GET", "/over-tls")
+            .body(full(Bytes::new()))
+            .expect("request")
+    };
+    let trusting = relay_a(&peer, &[("UPSTREAM_CA_FILE", certificate.pem_path_str())]);
+    assert_eq!(send::<TestBody>(trusting.addr(), get()).await.status(), 200);
+    assert_eq!(upstream.seen().len(), 1);
+
+    // Without the CA, the peer's certificate does not verify: nothing is sent.
+    let untrusting = relay_a(&peer, &[]);
+    let response = send::<TestBody>(untrusting.addr(), get()).await;
+    assert_refused(&response, 502, "upstream-unreachable");
+    assert_eq!(upstream.seen().len(), 1);
+}
