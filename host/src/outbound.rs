@@ -42,6 +42,38 @@ struct Entry {
     last_used: u64,
 }
 
+impl PeerMap {
+    /// The client made for `key`, marked as used now.
+    fn touch(&mut self, key: &(PeerOrigin, Vec<String>)) -> Option<RelayClient> {
+        self.clock += 1;
+        let now = self.clock;
+        let entry = self.by_origin.get_mut(key)?;
+        entry.last_used = now;
+        Some(entry.client.clone())
+    }
+
+    /// Keeps `client` for `key`, dropping the least recently used one when full.
+    fn insert(&mut self, key: (PeerOrigin, Vec<String>), client: RelayClient) -> RelayClient {
+        if self.by_origin.len() >= MAX_PEERS
+            && let Some(oldest) = self
+                .by_origin
+                .iter()
+                .min_by_key(|(_, entry)| entry.last_used)
+                .map(|(key, _)| key.clone())
+        {
+            self.by_origin.remove(&oldest);
+        }
+        self.by_origin.insert(
+            key,
+            Entry {
+                client: client.clone(),
+                last_used: self.clock,
+            },
+        );
+        client
+    }
+}
+
 impl std::fmt::Debug for PeerClients {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let peers = self.clients.lock().map_or(0, |map| map.by_origin.len());
@@ -72,53 +104,23 @@ impl PeerClients {
     /// client's first request, not here.
     pub fn client(&self, peer: &PeerOrigin, pins: &[String]) -> Result<RelayClient, ClientError> {
         let key = (peer.clone(), pins.to_vec());
-        if let Some(client) = self.lookup(&key) {
+        if let Some(client) = self.map().touch(&key) {
             return Ok(client);
         }
         // Built outside the lock (a TLS configuration and a connection pool): two
         // first requests at once may both build, and the first to insert is kept.
         let built = self.build(peer, pins)?;
-        let mut map = self
-            .clients
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.clock += 1;
-        let now = map.clock;
-        if let Some(entry) = map.by_origin.get_mut(&key) {
-            entry.last_used = now;
-            return Ok(entry.client.clone());
-        }
-        let client = built;
-        if map.by_origin.len() >= MAX_PEERS
-            && let Some(oldest) = map
-                .by_origin
-                .iter()
-                .min_by_key(|(_, entry)| entry.last_used)
-                .map(|(origin, _)| origin.clone())
-        {
-            map.by_origin.remove(&oldest);
-        }
-        map.by_origin.insert(
-            key,
-            Entry {
-                client: client.clone(),
-                last_used: now,
-            },
-        );
-        Ok(client)
+        let mut map = self.map();
+        Ok(match map.touch(&key) {
+            Some(client) => client,
+            None => map.insert(key, built),
+        })
     }
 
-    /// The client already made for `key`, marked as used.
-    fn lookup(&self, key: &(PeerOrigin, Vec<String>)) -> Option<RelayClient> {
-        let mut map = self
-            .clients
+    fn map(&self) -> std::sync::MutexGuard<'_, PeerMap> {
+        self.clients
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.clock += 1;
-        let now = map.clock;
-        let entry = map.by_origin.get_mut(key)?;
-        entry.last_used = now;
-        Some(entry.client.clone())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn build(&self, peer: &PeerOrigin, pins: &[String]) -> Result<RelayClient, ClientError> {
@@ -146,5 +148,38 @@ impl PeerClients {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: usize) -> (PeerOrigin, Vec<String>) {
+        let origin = PeerOrigin::parse(&format!("http://peer-{n}:8080")).expect("origin");
+        (origin, Vec::new())
+    }
+
+    fn client(n: usize) -> RelayClient {
+        RelayClient::builder(format!("http://peer-{n}:8080"))
+            .build()
+            .expect("client")
+    }
+
+    #[test]
+    fn the_least_recently_used_peer_goes_when_the_map_is_full() {
+        let mut map = PeerMap::default();
+        for n in 0..MAX_PEERS {
+            assert!(map.touch(&key(n)).is_none());
+            map.insert(key(n), client(n));
+        }
+        // Peer 0 is used again, so peer 1 is now the least recently used.
+        assert!(map.touch(&key(0)).is_some());
+        assert!(map.touch(&key(MAX_PEERS)).is_none());
+        map.insert(key(MAX_PEERS), client(MAX_PEERS));
+        assert_eq!(map.by_origin.len(), MAX_PEERS);
+        assert!(map.touch(&key(0)).is_some(), "a used peer stays");
+        assert!(map.touch(&key(1)).is_none(), "the least recently used went");
+        assert!(map.touch(&key(MAX_PEERS)).is_some());
     }
 }
