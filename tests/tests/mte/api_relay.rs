@@ -96,6 +96,21 @@ fn assert_refused(response: &http::Response<hyper::body::Incoming>, status: u16,
     );
 }
 
+/// How many times the upstream ran each of `count` requests whose targets are
+/// `{prefix}{n}`.
+fn runs_per_request(seen: &[crate::support::Seen], prefix: &str, count: usize) -> Vec<usize> {
+    let mut runs = vec![0usize; count];
+    for request in seen {
+        let n: usize = request
+            .target
+            .strip_prefix(prefix)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("target {} names its request", request.target));
+        runs[n] += 1;
+    }
+    runs
+}
+
 #[tokio::test]
 async fn requests_arrive_exactly_and_nothing_crosses_between_the_relays_in_the_clear() {
     let relays = ApiRelay::start(&[], &[]).await;
@@ -590,19 +605,11 @@ async fn a_thousand_concurrent_requests_through_a_all_succeed_once() {
         let (n, status) = joined.expect("task");
         assert_eq!(status, StatusCode::OK, "request {n}");
     }
-    let mut counts = vec![0usize; REQUESTS];
-    for seen in relays.upstream.seen() {
-        let n: usize = seen
-            .target
-            .trim_start_matches("/item?n=")
-            .parse()
-            .expect("target");
-        counts[n] += 1;
-        assert_eq!(
-            seen.body.as_ref(),
-            n.to_string().as_bytes(),
-            "request {n}'s body"
-        );
+    let seen = relays.upstream.seen();
+    let counts = runs_per_request(&seen, "/item?n=", REQUESTS);
+    for request in &seen {
+        let n = request.target.trim_start_matches("/item?n=");
+        assert_eq!(request.body.as_ref(), n.as_bytes(), "request {n}'s body");
     }
     assert!(
         counts.iter().all(|count| *count == 1),
@@ -654,15 +661,7 @@ async fn a_peer_killed_mid_load_runs_no_post_twice_and_serves_again_once_back() 
         let (n, status) = joined.expect("task");
         check_outcome(n, status, restarted_at);
     }
-    let mut counts = vec![0usize; REQUESTS];
-    for seen in relays.upstream.seen() {
-        let n: usize = seen
-            .target
-            .trim_start_matches("/orders?n=")
-            .parse()
-            .expect("target");
-        counts[n] += 1;
-    }
+    let counts = runs_per_request(&relays.upstream.seen(), "/orders?n=", REQUESTS);
     let twice: Vec<usize> = (0..REQUESTS).filter(|n| counts[*n] > 1).collect();
     assert!(twice.is_empty(), "POSTs that ran twice: {twice:?}");
     assert!(
