@@ -201,6 +201,15 @@ impl Pool {
         added
     }
 
+    /// The pair paired last, if any.
+    pub fn newest(&self) -> Option<Arc<Pair>> {
+        self.pairs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last()
+            .cloned()
+    }
+
     /// Drops every pair (a new client id invalidates them all).
     pub fn clear(&self) {
         self.pairs
@@ -262,6 +271,17 @@ mod tests {
         pool.extend([pair(1), pair(2), pair(3)]);
         let picked: Vec<u8> = (0..6).map(|_| pool.next().expect("pair").id.0[0]).collect();
         assert_eq!(picked, [1, 2, 3, 1, 2, 3]);
+    }
+
+    #[test]
+    fn the_newest_pair_is_the_one_paired_last() {
+        let pool = Pool::default();
+        assert!(pool.newest().is_none());
+        pool.extend([pair(1), pair(2)]);
+        pool.extend([pair(3)]);
+        assert_eq!(pool.newest().expect("a pair").id.0[0], 3);
+        assert!(pool.remove(PairId([3; 16])));
+        assert_eq!(pool.newest().expect("a pair").id.0[0], 2);
     }
 
     #[test]

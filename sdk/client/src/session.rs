@@ -149,12 +149,18 @@ impl Session {
         ))
     }
 
-    /// Drops `pair` and pairs a replacement. Returns the replacement, or `None` when
-    /// another request refilled the pool first.
+    /// Drops `pair` and pairs a replacement. Returns the replacement, or, when another
+    /// request refilled the pool first, the pair paired last (`None` only when the pool
+    /// is empty).
     pub async fn replace(&self, pair: &Pair) -> Result<Option<Arc<Pair>>, ClientError> {
         self.pool.remove(pair.id);
         let _gate = self.gate.lock().await;
-        Ok(self.fill().await?.into_iter().next())
+        let added = self.fill().await?;
+        // A request that failed at the same time refilled the pool while this one
+        // waited at the gate: its new pairs are as fresh as any this call would have
+        // made, so the retry goes to one of them, not to an older pair that may share
+        // the fault (a relay that restarted has forgotten them all).
+        Ok(added.into_iter().next().or_else(|| self.pool.newest()))
     }
 
     /// Gets a new client id and re-pairs everything, unless another request did so
