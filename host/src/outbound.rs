@@ -140,15 +140,6 @@ impl PeerClients {
         }
         builder.build()
     }
-
-    /// Peers with a client now.
-    pub fn len(&self) -> usize {
-        self.clients.lock().map_or(0, |map| map.by_origin.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

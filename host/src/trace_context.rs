@@ -19,11 +19,6 @@ pub struct TraceParent {
     pub sampled: bool,
 }
 
-/// The trace id of a valid `traceparent` (see [`parse`]).
-pub fn trace_id(headers: &HeaderMap) -> Option<String> {
-    parse(headers).map(|parent| parent.trace_id)
-}
-
 /// A valid version-00 `traceparent`. Anything else (absent, malformed, an unknown
 /// version) is `None`, so a client cannot put arbitrary text in the access log or a
 /// span through it.
@@ -60,7 +55,7 @@ mod tests {
     fn id(value: &str) -> Option<String> {
         let mut headers = HeaderMap::new();
         headers.insert(TRACEPARENT, value.parse().expect("header value"));
-        trace_id(&headers)
+        parse(&headers).map(|parent| parent.trace_id)
     }
 
     #[test]
@@ -80,6 +75,6 @@ mod tests {
         ] {
             assert_eq!(id(bad), None, "{bad}");
         }
-        assert_eq!(trace_id(&HeaderMap::new()), None);
+        assert_eq!(parse(&HeaderMap::new()), None);
     }
 }

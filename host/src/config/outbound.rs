@@ -66,9 +66,12 @@ pub struct DomainOutbound {
 impl DomainOutbound {
     /// Whether a request may be sent to `peer`.
     pub fn allows(&self, peer: &PeerOrigin) -> bool {
-        self.peers.is_empty()
-            || self.peers.contains(peer)
-            || self.default_peer.as_ref() == Some(peer)
+        self.peers.is_empty() || self.names(peer)
+    }
+
+    /// Whether the configuration names `peer` (the default, or on the allow-list).
+    pub fn names(&self, peer: &PeerOrigin) -> bool {
+        self.default_peer.as_ref() == Some(peer) || self.peers.contains(peer)
     }
 
     /// Validates the outbound fields of one domain. `at(field)` names a field in

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName};
 use http::{Request, Response};
 use mte_relay_client::{ClientError, CodecTimer, Mode, RequestBody};
+use mte_relay_protocol::head::parse_content_length;
 use mte_relay_protocol::registry::ErrorReason;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -60,9 +61,7 @@ async fn send(
     let (mut parts, body) = request.into_parts();
     let outbound = authorise(ctx.domain.outbound.as_ref(), &parts.headers)?;
     let peer = peer_of(outbound, &parts.headers)?;
-    let configured =
-        outbound.default_peer.as_ref() == Some(&peer) || outbound.peers.contains(&peer);
-    ctx.timings.set_peer(peer.as_str(), configured);
+    ctx.timings.set_peer(peer.as_str(), outbound.names(&peer));
     let mode = match parts.headers.get(ENCODE_TYPE_HEADER) {
         None => state.peers.default_mode(),
         Some(value) => value.to_str().ok().and_then(parse_mode).ok_or_else(|| {
@@ -195,8 +194,7 @@ async fn body_for_peer(
 ) -> Result<RequestBody, Refusal> {
     let stated = headers
         .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.trim().parse::<u64>().ok());
+        .and_then(|value| parse_content_length(value.as_bytes()));
     let Some(stated) = stated.filter(|stated| *stated <= REPLAYABLE_BODY_BYTES) else {
         return Ok(RequestBody::streaming(body));
     };

@@ -21,7 +21,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue, 
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode};
 use mte_relay_protocol::ECHO_ROUTE;
-use mte_relay_protocol::head::{HeaderField, RequestHead, ResponseHead};
+use mte_relay_protocol::head::{HeaderField, RequestHead, ResponseHead, parse_content_length};
 use mte_relay_protocol::header::{Flags, HEAD_HEADER, Mode, RELAY_HEADER, RelayHeader};
 use mte_relay_protocol::keys::epoch_of;
 use mte_relay_protocol::message::RequestContext as MessageContext;
@@ -583,16 +583,12 @@ fn declared_length(head: &RequestHead) -> Result<Option<u64>, Refusal> {
         .iter()
         .filter(|field| field.name == "content-length")
     {
-        let length = std::str::from_utf8(&field.value)
-            .ok()
-            .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|text| text.parse::<u64>().ok())
-            .ok_or_else(|| {
-                refuse(
-                    ErrorReason::DecodeFailed,
-                    "the head's content-length is not a number",
-                )
-            })?;
+        let length = parse_content_length(&field.value).ok_or_else(|| {
+            refuse(
+                ErrorReason::DecodeFailed,
+                "the head's content-length is not a number",
+            )
+        })?;
         if declared.is_some_and(|earlier| earlier != length) {
             return Err(refuse(
                 ErrorReason::DecodeFailed,

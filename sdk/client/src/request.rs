@@ -11,7 +11,7 @@ use http::{Method, Request, Uri};
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
-use mte_relay_protocol::head::{HeaderField, RequestHead};
+use mte_relay_protocol::head::{HeaderField, RequestHead, parse_content_length};
 use mte_relay_protocol::header::{HEAD_HEADER, RELAY_HEADER, RelayHeader};
 use mte_relay_protocol::hop_by_hop;
 use mte_relay_protocol::padding::MTE_MAX_MESSAGE;
@@ -264,9 +264,7 @@ pub(crate) fn stated_length(body: &RequestBody, headers: &HeaderMap) -> Option<u
         Some(len) => u64::try_from(len).ok(),
         None => headers
             .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|text| text.parse().ok()),
+            .and_then(|value| parse_content_length(value.as_bytes())),
     }
 }
 

@@ -17,6 +17,17 @@
 use crate::encoding::Reader;
 use crate::ids::{RESEND_TOKEN_LEN, ResendToken};
 
+/// A `content-length` value (RFC 9110 §8.6): one or more ASCII digits, nothing else
+/// (no sign, no spaces, no list). The one reading of it shared by the client, which
+/// states a body's length in the sealed head, and the relay, which holds the body to
+/// it.
+pub fn parse_content_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    core::str::from_utf8(value).ok()?.parse().ok()
+}
+
 /// One header field.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HeaderField {
@@ -200,6 +211,24 @@ fn is_valid_value(value: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_lengths_are_digits_only() {
+        assert_eq!(parse_content_length(b"0"), Some(0));
+        assert_eq!(parse_content_length(b"1048576"), Some(1_048_576));
+        for bad in [
+            &b""[..],
+            b"+5",
+            b" 5",
+            b"5 ",
+            b"5,5",
+            b"-1",
+            b"0x10",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(parse_content_length(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn request_head_round_trips_with_repeated_fields() {

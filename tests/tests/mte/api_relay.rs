@@ -43,13 +43,7 @@ impl ApiRelay {
     async fn start(a_extra: &[(&str, &str)], b_extra: &[(&str, &str)]) -> ApiRelay {
         let upstream = RecordingUpstream::start().await;
         let upstream_url = upstream.upstream.url();
-        let mut b_env = vec![
-            ("UPSTREAM", upstream_url.as_str()),
-            ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
-            ("SECRET", SECRET),
-        ];
-        b_env.extend_from_slice(b_extra);
-        let b = Relay::start(&b_env);
+        let b = Relay::start(&peer_env(&upstream_url, b_extra));
         let tap = WireTap::start(b.addr()).await;
         let a = relay_a(&tap.url(), a_extra);
         ApiRelay {
@@ -59,6 +53,17 @@ impl ApiRelay {
             a,
         }
     }
+}
+
+/// Relay B's environment: in front of `upstream`, with the shared `SECRET`, plus `extra`.
+fn peer_env<'a>(upstream: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![
+        ("UPSTREAM", upstream),
+        ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
+        ("SECRET", SECRET),
+    ];
+    env.extend_from_slice(extra);
+    env
 }
 
 /// Relay A: outbound to `peer` by default (and only there), with the shared `SECRET`
@@ -391,14 +396,7 @@ async fn a_restarted_peer_is_paired_again_without_the_caller_noticing() {
     let port = relays.b.addr().port();
     relays.b.kill();
     let upstream_url = relays.upstream.upstream.url();
-    relays.b = Relay::start_on_port(
-        port,
-        &[
-            ("UPSTREAM", upstream_url.as_str()),
-            ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
-            ("SECRET", SECRET),
-        ],
-    );
+    relays.b = Relay::start_on_port(port, &peer_env(upstream_url.as_str(), &[]));
     for n in 1..=5 {
         let response = send::<TestBody>(relays.a.addr(), post(n)).await;
         assert_eq!(
@@ -453,11 +451,7 @@ async fn a_rotated_client_id_secret_at_the_peer_is_met_by_identifying_again() {
 async fn an_sse_event_crosses_both_relays_before_the_next_is_produced() {
     let events = GatedEvents::start().await;
     let upstream_url = events.upstream.url();
-    let b = Relay::start(&[
-        ("UPSTREAM", upstream_url.as_str()),
-        ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
-        ("SECRET", SECRET),
-    ]);
+    let b = Relay::start(&peer_env(upstream_url.as_str(), &[]));
     let a = relay_a(&format!("http://{}", b.addr()), &[]);
     let response = send::<TestBody>(
         a.addr(),
@@ -497,13 +491,13 @@ async fn an_sse_event_crosses_both_relays_before_the_next_is_produced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_of_256_mib_cross_both_relays_with_bounded_memory() {
     let upstream = demo_upstream().await;
-    let b = Relay::start(&[
-        ("UPSTREAM", upstream.as_str()),
-        ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
-        ("SECRET", SECRET),
-        // The default MAX_BODY_BYTES (64 MiB) would refuse the upload, as it should.
-        ("MAX_BODY_BYTES", "1073741824"),
-    ]);
+    let b = Relay::start(&peer_env(
+        upstream.as_str(),
+        &[
+            // The default MAX_BODY_BYTES (64 MiB) would refuse the upload, as it should.
+            ("MAX_BODY_BYTES", "1073741824"),
+        ],
+    ));
     let a = relay_a(&format!("http://{}", b.addr()), &[]);
 
     let upload = |total: u64, limit: Duration| {
@@ -632,14 +626,7 @@ async fn a_peer_killed_mid_load_runs_no_post_twice_and_serves_again_once_back() 
             relays.b.kill();
             let upstream_url = upstream_url.clone();
             relays.b = tokio::task::spawn_blocking(move || {
-                Relay::start_on_port(
-                    port,
-                    &[
-                        ("UPSTREAM", upstream_url.as_str()),
-                        ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
-                        ("SECRET", SECRET),
-                    ],
-                )
+                Relay::start_on_port(port, &peer_env(upstream_url.as_str(), &[]))
             })
             .await
             .expect("restart");
@@ -695,13 +682,13 @@ async fn replicas_of_both_relays_behind_balancers_share_their_pairs_through_redi
     let upstream = RecordingUpstream::start().await;
     let upstream_url = upstream.upstream.url();
     let (redis_a_url, redis_b_url) = (redis_a.url(), redis_b.url());
-    let b_env = [
-        ("UPSTREAM", upstream_url.as_str()),
-        ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
-        ("SECRET", SECRET),
-        ("REDIS_URL", redis_b_url.as_str()),
-        ("STORE_KEY", STORE_KEY),
-    ];
+    let b_env = peer_env(
+        &upstream_url,
+        &[
+            ("REDIS_URL", redis_b_url.as_str()),
+            ("STORE_KEY", STORE_KEY),
+        ],
+    );
     let (b1, b2) = (Relay::start(&b_env), Relay::start(&b_env));
     let b_balancer = RoundRobin::start(vec![b1.addr(), b2.addr()]).await;
     let a_extra = [
@@ -802,11 +789,7 @@ async fn a_peer_that_dies_after_forwarding_is_not_reported_as_untouched() {
     })
     .await;
     let upstream_url = upstream.url();
-    let mut b = Relay::start(&[
-        ("UPSTREAM", upstream_url.as_str()),
-        ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
-        ("SECRET", SECRET),
-    ]);
+    let mut b = Relay::start(&peer_env(upstream_url.as_str(), &[]));
     let a = relay_a(&format!("http://{}", b.addr()), &[]);
     let answer = tokio::spawn(send::<TestBody>(
         a.addr(),
@@ -826,16 +809,16 @@ async fn an_https_peer_behind_a_private_ca_is_reached_with_upstream_ca_file() {
     let certificate = mte_relay_tests::tls::TestCertificate::localhost();
     let upstream = RecordingUpstream::start().await;
     let upstream_url = upstream.upstream.url();
-    let b = Relay::start(&[
-        ("UPSTREAM", upstream_url.as_str()),
-        ("CLIENT_ID_SECRET", CLIENT_ID_SECRET),
-        ("SECRET", SECRET),
-        ("TLS_CERT_FILE", certificate.pem_path_str()),
-        (
-            "TLS_KEY_FILE",
-            certificate.key_path.to_str().expect("utf-8"),
-        ),
-    ]);
+    let b = Relay::start(&peer_env(
+        upstream_url.as_str(),
+        &[
+            ("TLS_CERT_FILE", certificate.pem_path_str()),
+            (
+                "TLS_KEY_FILE",
+                certificate.key_path.to_str().expect("utf-8"),
+            ),
+        ],
+    ));
     let peer = format!("https://localhost:{}", b.addr().port());
     let get = || {
         outbound("GET", "/over-tls")
